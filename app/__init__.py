@@ -1,0 +1,1 @@
+"""The mldeck CLI and (later) the Textual UI. Imports engine; never imported by it."""

@@ -1,0 +1,71 @@
+"""Console output: rich tables for people, JSON for scripts, errors on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+# Piped output gets a wide console so tables are not folded for a file or a pager.
+stdout = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
+stderr = Console(stderr=True, highlight=False)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds") + "Z"
+    return str(value)
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, nothing else (scripts parse it)."""
+    print(json.dumps(data, indent=2, default=_default, sort_keys=False))
+
+
+METRIC_LABELS = {"accuracy": "acc", "roc_auc": "auc", "log_loss": "logloss"}
+
+
+def metric_label(name: str) -> str:
+    return METRIC_LABELS.get(name, name)
+
+
+def fmt_metric(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def fmt_time(value: datetime | None) -> str:
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M")
+
+
+NO_WRAP = {
+    "version",
+    "ver",
+    "acc",
+    "f1",
+    "auc",
+    "logloss",
+    "rmse",
+    "mae",
+    "r2",
+    "parity",
+    "created (UTC)",
+}
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+    out = Table(title=title, title_justify="left", header_style="bold")
+    for name in columns:
+        out.add_column(name, overflow="fold", no_wrap=name in NO_WRAP)
+    for row in rows:
+        out.add_row(*[str(cell) for cell in row])
+    return out
+
+
+def error(title: str, msg: str) -> None:
+    from rich.markup import escape
+
+    stderr.print(f"[bold red]error[/]: [bold]{escape(title)}[/]: {escape(msg)}")

@@ -1,0 +1,400 @@
+"""`mldeck.toml`: the project's config, read into one typed, validated object.
+
+Only `data.target` matters for a first run, and even that is inferred from the
+first batch when left out. What mldeck infers (target, id, task, the data
+contract) is written back into the file, keeping the user's comments, so the
+contract is explicit and editable.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+
+CONFIG_NAME = "mldeck.toml"
+COLUMN_TYPES = ("integer", "float", "string", "boolean", "date", "timestamp")
+MODEL_KINDS = ("linear", "random_forest", "gradient_boosting", "mlp")
+CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+# Metrics where a smaller value is better.
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+
+DEFAULT_CANDIDATES: dict[str, dict[str, Any]] = {
+    "linear": {"kind": "linear"},
+    "random_forest": {"kind": "random_forest", "n_estimators": 100, "max_depth": 12},
+    "gradient_boosting": {"kind": "gradient_boosting", "n_estimators": 150, "max_depth": 3},
+    "mlp": {"kind": "mlp", "hidden": [64, 32], "epochs": 25, "batch_size": 256, "lr": 0.002},
+}
+
+TEMPLATE = """\
+# mldeck project configuration. Only data.target is needed; mldeck infers the
+# rest from the first batch and writes what it inferred back into this file.
+
+[project]
+name = "{name}"
+
+[data]
+{target_line}
+{id_line}
+# task = "classification"        # or "regression"; inferred from the target if absent
+# ignore = []                    # columns that are not features (dates are ignored by default)
+incoming = "data/incoming"
+labels = "data/labels"
+
+[split]
+holdout_fraction = 0.2           # rows go to the holdout by a hash of their id: stable as data grows
+seed = 42
+
+[training]
+seed = 42
+# Each table under [models] is a candidate: kind = linear | random_forest |
+# gradient_boosting | mlp, plus the estimator's parameters. Without any, all
+# four kinds are trained with sensible defaults.
+# [models.forest]
+# kind = "random_forest"
+# n_estimators = 200
+
+[evaluation]
+# primary_metric = "roc_auc"     # classification: accuracy | f1 | roc_auc | log_loss; regression: rmse | mae | r2
+# max_drop = 0.01                # the largest worsening of the primary metric allowed vs the champion
+# [evaluation.min]               # floors, e.g. roc_auc = 0.7 (for rmse/mae/log_loss use [evaluation.max])
+
+[validation]
+max_null_fraction = 0.05         # default for columns that had no nulls in the first batch
+
+[serving]
+host = "127.0.0.1"
+port = 8765
+"""
+
+
+@dataclass(frozen=True)
+class ColumnContract:
+    """What a column of an incoming batch must look like."""
+
+    name: str
+    type: str
+    """One of COLUMN_TYPES."""
+    max_null_fraction: float | None = None
+    """Share of nulls above which a batch gets a warning; None: [validation] max_null_fraction."""
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] | None = None
+    """Allowed values of a string column; a new one is a warning."""
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in ("integer", "float")
+
+
+@dataclass(frozen=True)
+class Contract:
+    columns: dict[str, ColumnContract]
+    inferred_from: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    kind: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    primary_metric: str | None = None
+    """None: roc_auc for classification, rmse for regression."""
+    min: dict[str, float] = field(default_factory=dict)
+    max: dict[str, float] = field(default_factory=dict)
+    max_drop: float | None = None
+
+    def primary_for(self, task: str) -> str:
+        if self.primary_metric:
+            return self.primary_metric
+        return "roc_auc" if task == "classification" else "rmse"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    name: str
+    target: str | None
+    id_column: str | None
+    task: str | None
+    ignore: tuple[str, ...]
+    incoming_dir: str
+    labels_dir: str
+    holdout_fraction: float
+    split_seed: int
+    training_seed: int
+    candidates: tuple[Candidate, ...]
+    evaluation: Evaluation
+    default_max_null_fraction: float
+    serving_host: str
+    serving_port: int
+    contract: Contract | None
+
+    def with_contract(self, contract: Contract) -> Config:
+        return replace(self, contract=contract)
+
+
+# ---------------------------------------------------------------- parsing helpers
+
+
+class _Table:
+    """A TOML table that tracks its path for error messages and rejects unknown keys."""
+
+    def __init__(self, data: Any, path: str, file: Path) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file}: [{path}] must be a table")
+        self.data: dict[str, Any] = data
+        self.path = path
+        self.file = file
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def fail(self, name: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.file}: {self.key(name)}: {problem}")
+
+    def check_keys(self, allowed: set[str]) -> None:
+        for name in self.data:
+            if name not in allowed:
+                close = difflib.get_close_matches(name, sorted(allowed), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                known = ", ".join(sorted(allowed))
+                raise self.fail(name, f"unknown key{hint}; known keys: {known}")
+
+    def sub(self, name: str) -> _Table:
+        value = self.data.get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail(name, "must be a table")
+        return _Table(value, self.key(name), self.file)
+
+    def get_str(self, name: str, default: str | None = None, choices: tuple[str, ...] = ()) -> Any:
+        value = self.data.get(name, default)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(name, f"must be a string, not {value!r}")
+        if choices and value not in choices:
+            raise self.fail(name, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def get_int(self, name: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
+        value = self.data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(name, f"must be an integer, not {value!r}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise self.fail(name, f"{value} is out of range [{lo}, {hi}]")
+        return value
+
+    def get_float(self, name: str, default: float | None, lo: float, hi: float) -> Any:
+        value = self.data.get(name, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(name, f"must be a number, not {value!r}")
+        if not lo <= value <= hi:
+            raise self.fail(name, f"{value} is out of range [{lo}, {hi}]")
+        return float(value)
+
+    def get_str_list(self, name: str) -> tuple[str, ...]:
+        value = self.data.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(name, "must be a list of strings")
+        return tuple(value)
+
+
+def _metric_bounds(table: _Table, known: tuple[str, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for metric in table.data:
+        if metric not in known:
+            raise table.fail(metric, f"unknown metric; known: {', '.join(known)}")
+        out[metric] = table.get_float(metric, None, -1e300, 1e300)
+    return out
+
+
+def _parse_contract(table: _Table) -> Contract:
+    table.check_keys({"inferred_from", "columns"})
+    columns_table = table.sub("columns")
+    columns: dict[str, ColumnContract] = {}
+    for name in columns_table.data:
+        col = columns_table.sub(name)
+        col.check_keys({"type", "max_null_fraction", "min", "max", "categories"})
+        categories = col.get_str_list("categories") if "categories" in col.data else None
+        columns[name] = ColumnContract(
+            name=name,
+            type=col.get_str("type", None, COLUMN_TYPES) or _missing(col, "type"),
+            max_null_fraction=col.get_float("max_null_fraction", None, 0.0, 1.0),
+            min=col.get_float("min", None, -1e300, 1e300),
+            max=col.get_float("max", None, -1e300, 1e300),
+            categories=categories,
+        )
+    return Contract(columns=columns, inferred_from=table.get_str("inferred_from"))
+
+
+def _missing(table: _Table, name: str) -> str:
+    raise table.fail(name, "is required")
+
+
+def _parse_candidates(models: _Table) -> tuple[Candidate, ...]:
+    raw = models.data or DEFAULT_CANDIDATES
+    candidates = []
+    for name, spec in raw.items():
+        table = _Table(dict(spec), models.key(name), models.file)
+        kind = table.get_str("kind", name if name in MODEL_KINDS else None, MODEL_KINDS)
+        if kind is None:
+            raise table.fail("kind", f"is required (one of {', '.join(MODEL_KINDS)})")
+        params = {k: v for k, v in table.data.items() if k != "kind"}
+        candidates.append(Candidate(name=name, kind=kind, params=params))
+    return tuple(candidates)
+
+
+def parse_config(data: dict[str, Any], file: Path) -> Config:
+    root = _Table(data, "", file)
+    root.check_keys(
+        {
+            "project",
+            "data",
+            "split",
+            "training",
+            "models",
+            "evaluation",
+            "validation",
+            "serving",
+            "contract",
+        }
+    )
+    project = root.sub("project")
+    project.check_keys({"name"})
+    data_t = root.sub("data")
+    data_t.check_keys({"target", "id", "task", "ignore", "incoming", "labels"})
+    split = root.sub("split")
+    split.check_keys({"holdout_fraction", "seed"})
+    training = root.sub("training")
+    training.check_keys({"seed"})
+    evaluation = root.sub("evaluation")
+    evaluation.check_keys({"primary_metric", "max_drop", "min", "max"})
+    validation = root.sub("validation")
+    validation.check_keys({"max_null_fraction"})
+    serving = root.sub("serving")
+    serving.check_keys({"host", "port"})
+
+    task = data_t.get_str("task", None, ("classification", "regression"))
+    known_metrics = CLASSIFICATION_METRICS + REGRESSION_METRICS
+    primary = evaluation.get_str("primary_metric", None, known_metrics)
+    if (
+        task
+        and primary
+        and primary
+        not in (CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS)
+    ):
+        raise evaluation.fail("primary_metric", f"{primary!r} is not a {task} metric")
+    target = data_t.get_str("target")
+    if target == "":
+        raise data_t.fail("target", "is empty: name the column to predict")
+    contract = _parse_contract(root.sub("contract")) if "contract" in data else None
+    return Config(
+        path=file,
+        name=project.get_str("name", file.parent.name),
+        target=target,
+        id_column=data_t.get_str("id"),
+        task=task,
+        ignore=data_t.get_str_list("ignore"),
+        incoming_dir=data_t.get_str("incoming", "data/incoming"),
+        labels_dir=data_t.get_str("labels", "data/labels"),
+        holdout_fraction=split.get_float("holdout_fraction", 0.2, 0.01, 0.9),
+        split_seed=split.get_int("seed", 42),
+        training_seed=training.get_int("seed", 42),
+        candidates=_parse_candidates(root.sub("models")),
+        evaluation=Evaluation(
+            primary_metric=primary,
+            min=_metric_bounds(evaluation.sub("min"), known_metrics),
+            max=_metric_bounds(evaluation.sub("max"), known_metrics),
+            max_drop=evaluation.get_float("max_drop", None, 0.0, 1e300),
+        ),
+        default_max_null_fraction=validation.get_float("max_null_fraction", 0.05, 0.0, 1.0),
+        serving_host=serving.get_str("host", "127.0.0.1"),
+        serving_port=serving.get_int("port", 8765, 0, 65535),
+        contract=contract,
+    )
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate `mldeck.toml`; errors name the file, the key and the problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path} does not exist; run `mldeck init` first") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return parse_config(data, path)
+
+
+def render_template(name: str, target: str | None, id_column: str | None) -> str:
+    target_line = (
+        f'target = "{target}"'
+        if target
+        else '# target = "..."                # the column to predict; inferred from the first batch if absent'
+    )
+    id_line = (
+        f'id = "{id_column}"'
+        if id_column
+        else '# id = "..."                    # a unique row id; inferred if a column looks like one'
+    )
+    return TEMPLATE.format(name=name, target_line=target_line, id_line=id_line)
+
+
+def write_inferred(
+    path: Path,
+    *,
+    target: str | None = None,
+    id_column: str | None = None,
+    task: str | None = None,
+    ignore: tuple[str, ...] | None = None,
+    contract: Contract | None = None,
+) -> None:
+    """Write inferred settings into mldeck.toml, keeping comments; atomic rename."""
+    import tomlkit
+
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    data = doc.setdefault("data", tomlkit.table())
+    for key, value in (("target", target), ("id", id_column), ("task", task)):
+        if value is not None:
+            data[key] = value
+    if ignore is not None:
+        data["ignore"] = list(ignore)
+    if contract is not None:
+        table = tomlkit.table()
+        table.add(tomlkit.comment("The data contract: inferred from the first batch; edit freely."))
+        if contract.inferred_from:
+            table["inferred_from"] = contract.inferred_from
+        columns = tomlkit.table()
+        for col in contract.columns.values():
+            entry = tomlkit.inline_table()
+            entry["type"] = col.type
+            if col.max_null_fraction is not None:
+                entry["max_null_fraction"] = col.max_null_fraction
+            for bound in ("min", "max"):
+                value = getattr(col, bound)
+                if value is not None:
+                    entry[bound] = int(value) if col.type == "integer" else value
+            if col.categories is not None:
+                entry["categories"] = list(col.categories)
+            columns[col.name] = entry
+        table["columns"] = columns
+        doc["contract"] = table
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    os.replace(temp, path)

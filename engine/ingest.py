@@ -1,0 +1,379 @@
+"""Stage 1, ingest: read a CSV / gzip CSV / Parquet file once, by content hash.
+
+A file is hashed while DuckDB loads it into an in-memory table. The same bytes
+already ingested from the same path are skipped; from another path they are
+recorded as a duplicate. A readable batch is validated against the contract
+(stage 2) and stored as an immutable Parquet snapshot in the object store. A
+batch that fails hard is copied byte for byte into `.mldeck/quarantine/` with
+every reason. Source files are only ever read.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import duckdb
+
+from engine.config import CONFIG_NAME, write_inferred
+from engine.contract import SQL_TYPES, Issue, infer_contract, quote, validate_batch
+from engine.errors import InputFileError
+from engine.events import EventSink, StageFinished, StageStarted, ignore_events
+from engine.project import Project
+from engine.stage_runs import stage_run
+from storage.catalog import utcnow
+from storage.objects import sha256_file
+
+SNIFF_BYTES = 64 * 1024
+DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".tsv", ".txt")
+
+
+@dataclass
+class IngestResult:
+    path: Path
+    status: str
+    """accepted | warned | quarantined | duplicate | skipped (this path and content seen before)."""
+    content_hash: str
+    batch_id: int | None = None
+    rows: int | None = None
+    labelled: bool | None = None
+    snapshot_hash: str | None = None
+    duplicate_of: int | None = None
+    quarantine_path: Path | None = None
+    issues: list[Issue] = field(default_factory=list)
+
+
+def is_candidate_file(path: Path) -> bool:
+    """Hidden, temporary and partial files are never ingested."""
+    name = path.name
+    return not (name.startswith((".", "~")) or name.endswith((".tmp", ".part", ".swp", "~")))
+
+
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Files given directly, plus the candidate files of given folders, in name order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(p for p in sorted(path.iterdir()) if p.is_file() and is_candidate_file(p))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise InputFileError(f"{path}: no such file or folder")
+    return files
+
+
+def sniff(path: Path) -> str:
+    """The file's format (csv, csv.gz, parquet); raises InputFileError for non-tables."""
+    with open(path, "rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    if not head:
+        raise InputFileError(f"{path.name}: empty file (0 bytes)")
+    if head[:4] == b"PAR1":
+        return "parquet"
+    fmt = "csv"
+    if head[:2] == b"\x1f\x8b":
+        fmt = "csv.gz"
+        try:
+            with gzip.open(path, "rb") as handle:
+                head = handle.read(SNIFF_BYTES)
+        except (OSError, EOFError) as exc:
+            raise InputFileError(f"{path.name}: gzip data is corrupt or truncated ({exc})") from exc
+        if not head:
+            raise InputFileError(f"{path.name}: empty file (gzip with no content)")
+    if b"\x00" in head:
+        raise InputFileError(f"{path.name}: binary data (NUL bytes), not a CSV or Parquet table")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the sniff boundary
+            raise InputFileError(
+                f"{path.name}: not UTF-8 text (byte 0x{head[exc.start]:02x} at offset {exc.start})"
+            ) from exc
+    return fmt
+
+
+def _clean_duckdb_error(exc: duckdb.Error) -> str:
+    """The first meaningful lines of a DuckDB error, without its hints and option dump."""
+    lines: list[str] = []
+    for line in str(exc).splitlines():
+        text = line.strip()
+        if not text:
+            if lines:
+                break
+            continue
+        if text.startswith(("Original Line:", "Possible Solution", "LINE ")):
+            continue
+        lines.append(text.replace("Invalid Input Error: ", "").replace("Conversion Error: ", ""))
+    return "; ".join(lines)[:400]
+
+
+def _ragged_row(path: Path, fmt: str) -> str | None:
+    """Find the first row whose field count differs from the header's."""
+    handle: TextIO
+    if fmt == "csv.gz":
+        handle = gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+    else:
+        handle = open(path, encoding="utf-8", errors="replace", newline="")
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header:
+            return None
+        for row in reader:
+            if row and len(row) != len(header):
+                return (
+                    f"line {reader.line_num} has {len(row)} fields but the header has {len(header)}"
+                )
+    return None
+
+
+def load_batch(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
+    """Load the file into table `batch`; raises InputFileError naming the problem."""
+    try:
+        if fmt == "parquet":
+            con.execute("CREATE TABLE batch AS SELECT * FROM read_parquet($p)", {"p": str(path)})
+        else:
+            compression = "gzip" if fmt == "csv.gz" else "none"
+            con.execute(
+                "CREATE TABLE batch AS SELECT * FROM read_csv($p, header = true, compression = $c)",
+                {"p": str(path), "c": compression},
+            )
+    except duckdb.Error as exc:
+        detail = _clean_duckdb_error(exc)
+        if fmt != "parquet":
+            ragged = _ragged_row(path, fmt)
+            if ragged:
+                detail = f"malformed CSV: {ragged}"
+        raise InputFileError(f"{path.name}: cannot be read as {fmt}: {detail}") from exc
+    columns = [r[0] for r in con.execute("DESCRIBE batch").fetchall()]
+    if fmt != "parquet" and len(columns) == 1 and any(ch in columns[0] for ch in ",;\t|"):
+        ragged = _ragged_row(path, fmt)
+        raise InputFileError(
+            f"{path.name}: malformed CSV: {ragged or 'the rows do not split into columns'}"
+        )
+
+
+def _quarantine(project: Project, path: Path, digest: str, issues: list[Issue]) -> Path:
+    """Copy the file byte for byte into the quarantine, with a reason file beside it."""
+    folder = project.quarantine_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{digest[:12]}-{path.name}"
+    temp = folder / f".{target.name}.tmp"
+    shutil.copyfile(path, temp)
+    os.replace(temp, target)
+    reasons = "\n".join(f"- {i.message}" for i in issues)
+    reason_file = target.with_name(target.name + ".reason.txt")
+    temp.write_text(f"source: {path}\nsha256: {digest}\nrejected at: {utcnow()}Z\n{reasons}\n")
+    os.replace(temp, reason_file)
+    return target
+
+
+def ingest_file(project: Project, path: Path, events: EventSink = ignore_events) -> IngestResult:
+    """Ingest and validate one data file (stages 1 and 2)."""
+    source = path.resolve()
+    catalog = project.catalog
+    events(StageStarted("ingest", path.name))
+    con = duckdb.connect()
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashing = pool.submit(sha256_file, source)
+            load_error: InputFileError | None = None
+            fmt = "?"
+            try:
+                fmt = sniff(source)
+                load_batch(con, source, fmt)
+            except InputFileError as exc:
+                load_error = exc
+            digest = hashing.result()
+        size = source.stat().st_size
+
+        seen = catalog.row(
+            "SELECT batch_id, status FROM batches WHERE source_path = ? AND content_hash = ?",
+            [str(source), digest],
+        )
+        if seen:
+            events(StageFinished("ingest", path.name, "skipped", f"already {seen['status']}"))
+            return IngestResult(path, "skipped", digest, batch_id=seen["batch_id"])
+        original = catalog.row(
+            "SELECT batch_id FROM batches WHERE content_hash = ? AND status != 'duplicate' "
+            "ORDER BY batch_id LIMIT 1",
+            [digest],
+        )
+        if original:
+            return _record_duplicate(
+                project, source, digest, size, fmt, original["batch_id"], events
+            )
+
+        with stage_run(catalog, "ingest", {"source": str(source), "sha256": digest}) as run:
+            issues: list[Issue] = []
+            labelled = False
+            rows = 0
+            if load_error is not None:
+                issues = [Issue("error", None, "unreadable", load_error.msg)]
+            else:
+                rows = int(con.execute("SELECT count(*) FROM batch").fetchone()[0])  # type: ignore[index]
+                with stage_run(catalog, "validate", {"source": str(source)}) as check:
+                    issues, labelled = _validate(project, con, path)
+                    failed = any(i.severity == "error" for i in issues)
+                    check.status = "quarantined" if failed else "succeeded"
+                    check.outputs = {
+                        "errors": sum(i.severity == "error" for i in issues),
+                        "warnings": sum(i.severity == "warning" for i in issues),
+                    }
+            errors = [i for i in issues if i.severity == "error"]
+            snapshot_hash = None
+            quarantine_path = None
+            if errors:
+                quarantine_path = _quarantine(project, source, digest, issues)
+                status = "quarantined"
+            else:
+                snapshot_hash = _snapshot(project, con)
+                status = "warned" if issues else "accepted"
+            schema = (
+                []
+                if load_error
+                else [
+                    {"name": r[0], "type": r[1]} for r in con.execute("DESCRIBE batch").fetchall()
+                ]
+            )
+            with catalog.transaction():
+                batch_id = int(
+                    catalog.scalar(
+                        "INSERT INTO batches (kind, source_path, source_name, content_hash, size_bytes,"
+                        " format, status, row_count, schema_json, labelled, snapshot_hash,"
+                        " quarantine_path, ingested_at) VALUES ('data', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                        " RETURNING batch_id",
+                        [
+                            str(source),
+                            path.name,
+                            digest,
+                            size,
+                            fmt,
+                            status,
+                            rows,
+                            json.dumps(schema),
+                            labelled,
+                            snapshot_hash,
+                            str(quarantine_path) if quarantine_path else None,
+                            utcnow(),
+                        ],
+                    )
+                )
+                for issue in issues:
+                    catalog.execute(
+                        "INSERT INTO validation_issues VALUES (?, ?, ?, ?, ?)",
+                        [batch_id, issue.severity, issue.column, issue.code, issue.message],
+                    )
+            run.status = "quarantined" if errors else "succeeded"
+            run.outputs = {
+                "batch_id": batch_id,
+                "status": status,
+                "rows": rows,
+                "snapshot": snapshot_hash,
+                "issues": len(issues),
+            }
+    finally:
+        con.close()
+    detail = f"{rows} rows" if not errors else errors[0].message
+    events(StageFinished("ingest", path.name, status, detail))
+    return IngestResult(
+        path,
+        status,
+        digest,
+        batch_id=batch_id,
+        rows=rows,
+        labelled=labelled,
+        snapshot_hash=snapshot_hash,
+        quarantine_path=quarantine_path,
+        issues=issues,
+    )
+
+
+def _validate(
+    project: Project, con: duckdb.DuckDBPyConnection, path: Path
+) -> tuple[list[Issue], bool]:
+    config = project.config
+    if config.contract is None:
+        inferred = infer_contract(con, "batch", config, path.name)
+        columns = inferred.contract.columns
+        if config.target is not None and config.target not in columns:
+            return [
+                Issue(
+                    "error",
+                    config.target,
+                    "missing_target",
+                    f"the target column {config.target!r} is missing; the first batch "
+                    "must be labelled to infer the contract",
+                )
+            ], False
+        if config.id_column is not None and config.id_column not in columns:
+            return [
+                Issue(
+                    "error",
+                    config.id_column,
+                    "missing_column",
+                    f"the id column {config.id_column!r} is missing",
+                )
+            ], False
+        write_inferred(
+            project.root / CONFIG_NAME,
+            target=inferred.target if config.target is None else None,
+            id_column=inferred.id_column if config.id_column is None else None,
+            task=inferred.task if config.task is None else None,
+            ignore=inferred.ignore if not config.ignore else None,
+            contract=inferred.contract,
+        )
+        config = project.reload_config()
+    assert config.contract is not None
+    return validate_batch(con, "batch", config.contract, config)
+
+
+def _snapshot(project: Project, con: duckdb.DuckDBPyConnection) -> str:
+    """Write the batch as Parquet (contract columns cast to their types) into the object store."""
+    contract = project.config.contract
+    present = [r[0] for r in con.execute("DESCRIBE batch").fetchall()]
+    exprs = []
+    for name in present:
+        col = contract.columns.get(name) if contract else None
+        q = quote(name)
+        exprs.append(f"CAST({q} AS {SQL_TYPES[col.type]}) AS {q}" if col else q)
+    with project.objects.staging_path(".parquet") as staged:
+        con.execute(
+            f"COPY (SELECT {', '.join(exprs)} FROM batch) TO '{staged}' "
+            "(FORMAT parquet, COMPRESSION zstd)"
+        )
+        return project.objects.adopt(staged)
+
+
+def _record_duplicate(
+    project: Project,
+    source: Path,
+    digest: str,
+    size: int,
+    fmt: str,
+    original: int,
+    events: EventSink,
+) -> IngestResult:
+    batch_id = int(
+        project.catalog.scalar(
+            "INSERT INTO batches (kind, source_path, source_name, content_hash, size_bytes, format,"
+            " status, duplicate_of, ingested_at) VALUES ('data', ?, ?, ?, ?, ?, 'duplicate', ?, ?)"
+            " RETURNING batch_id",
+            [str(source), source.name, digest, size, fmt, original, utcnow()],
+        )
+    )
+    events(StageFinished("ingest", source.name, "duplicate", f"same bytes as batch {original}"))
+    return IngestResult(source, "duplicate", digest, batch_id=batch_id, duplicate_of=original)
+
+
+def ingest_paths(
+    project: Project, paths: list[Path], events: EventSink = ignore_events
+) -> list[IngestResult]:
+    return [ingest_file(project, p, events) for p in expand_paths(paths)]

@@ -1,0 +1,61 @@
+"""What a project holds, as one JSON-ready dict (the CLI and the UI render it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.project import Project
+from engine.registry import CHALLENGER, CHAMPION, alias_version, get_version, version_metrics
+
+
+def project_status(project: Project, recent: int = 10) -> dict[str, Any]:
+    catalog = project.catalog
+    counts = {
+        r["status"]: int(r["n"])
+        for r in catalog.rows("SELECT status, count(*) AS n FROM batches GROUP BY 1 ORDER BY 1")
+    }
+    rows = catalog.row(
+        "SELECT coalesce(sum(row_count), 0) AS rows,"
+        " coalesce(sum(row_count) FILTER (WHERE labelled), 0) AS labelled"
+        " FROM batches WHERE status IN ('accepted', 'warned')"
+    ) or {"rows": 0, "labelled": 0}
+    quarantine = catalog.rows(
+        "SELECT b.batch_id, b.source_name, b.quarantine_path, b.ingested_at,"
+        " (SELECT string_agg(message, '; ') FROM validation_issues i"
+        "  WHERE i.batch_id = b.batch_id AND severity = 'error') AS reason"
+        " FROM batches b WHERE status = 'quarantined' ORDER BY batch_id"
+    )
+    runs = catalog.rows(
+        "SELECT run_id, stage, status, started_at, ended_at,"
+        " epoch(ended_at) - epoch(started_at) AS duration_s, error"
+        " FROM stage_runs ORDER BY run_id DESC LIMIT ?",
+        [recent],
+    )
+
+    def alias_info(alias: str) -> dict[str, Any] | None:
+        version = alias_version(catalog, alias)
+        if version is None:
+            return None
+        row = get_version(catalog, version)
+        return {
+            "version": version,
+            "name": row["name"],
+            "kind": row["kind"],
+            "device": row["device"],
+            "metrics": version_metrics(catalog, version),
+        }
+
+    return {
+        "name": project.config.name,
+        "root": str(project.root),
+        "target": project.config.target,
+        "task": project.config.task,
+        "batches": counts,
+        "rows": int(rows["rows"]),
+        "labelled_rows": int(rows["labelled"]),
+        "quarantine": quarantine,
+        "recent_runs": runs,
+        "champion": alias_info(CHAMPION),
+        "challenger": alias_info(CHALLENGER),
+        "model_versions": int(catalog.scalar("SELECT count(*) FROM model_versions")),
+    }

@@ -1,0 +1,137 @@
+"""The DuckDB catalog: one file per project, migrated forward on open.
+
+DuckDB allows one read-write process per database file. `Catalog.open` turns the
+lock conflict into `CatalogLockedError`, naming the process that holds it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from storage.errors import CatalogError, CatalogLockedError
+from storage.migrations import MIGRATIONS
+
+SCHEMA_VERSION = MIGRATIONS[-1].number
+
+
+def utcnow() -> datetime:
+    """Now in UTC, without tzinfo (the catalog's TIMESTAMP columns are UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Catalog:
+    """A connection to a project's catalog with small row helpers."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self._depth = 0
+
+    @classmethod
+    def open(cls, path: Path, read_only: bool = False) -> Catalog:
+        """Open (creating if needed) and migrate the catalog at `path`."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                pid = re.search(r"PID (\d+)", text)
+                holder = f"process {pid.group(1)}" if pid else "another process"
+                raise CatalogLockedError(
+                    f"{path} is open for writing by {holder}; stop it or run this "
+                    "command through it"
+                ) from exc
+            raise CatalogError(f"cannot open {path}: {text}") from exc
+        except duckdb.Error as exc:
+            raise CatalogError(f"cannot open {path}: {exc}") from exc
+        catalog = cls(conn, path)
+        if not read_only:
+            catalog.migrate()
+        return catalog
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def schema_version(self) -> int:
+        exists = self.scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+        )
+        if not exists:
+            return 0
+        return int(self.scalar("SELECT coalesce(max(number), 0) FROM schema_migrations"))
+
+    def migrate(self) -> list[int]:
+        """Apply every migration newer than the catalog's schema; return their numbers."""
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " number INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise CatalogError(
+                f"{self.path} has schema {current}, newer than this mldeck knows "
+                f"({SCHEMA_VERSION}); upgrade mldeck"
+            )
+        applied = []
+        for migration in MIGRATIONS:
+            if migration.number <= current:
+                continue
+            with self.transaction():
+                self.conn.execute(migration.sql)
+                self.conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    [migration.number, migration.name, utcnow()],
+                )
+            applied.append(migration.number)
+        return applied
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A transaction; nested uses join the outermost one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN TRANSACTION")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.conn.execute(sql, params or [])
+
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(sql, params or [])
+        names = [d[0] for d in cursor.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def row(self, sql: str, params: Sequence[Any] | None = None) -> dict[str, Any] | None:
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        found = self.conn.execute(sql, params or []).fetchone()
+        return None if found is None else found[0]

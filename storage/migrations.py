@@ -1,0 +1,159 @@
+"""The catalog's schema, as numbered forward migrations.
+
+Each migration runs once, in its own transaction, and is recorded in
+`schema_migrations`. Never edit a migration that has shipped: add a new one, so
+that catalogs written by older versions stay readable.
+
+JSON documents are stored as VARCHAR holding JSON text; timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Migration(NamedTuple):
+    number: int
+    name: str
+    sql: str
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        1,
+        "initial schema",
+        """
+        CREATE SEQUENCE batch_id_seq START 1;
+        CREATE TABLE batches (
+            batch_id      BIGINT PRIMARY KEY DEFAULT nextval('batch_id_seq'),
+            kind          VARCHAR NOT NULL,        -- data | labels
+            source_path   VARCHAR NOT NULL,
+            source_name   VARCHAR NOT NULL,
+            content_hash  VARCHAR NOT NULL,        -- sha256 of the source file's bytes
+            size_bytes    BIGINT NOT NULL,
+            format        VARCHAR,                 -- csv | csv.gz | parquet
+            status        VARCHAR NOT NULL,        -- accepted | warned | quarantined | duplicate
+            duplicate_of  BIGINT,
+            row_count     BIGINT,
+            schema_json   VARCHAR,                 -- [{"name", "type"}]
+            labelled      BOOLEAN,
+            snapshot_hash VARCHAR,                 -- object store: Parquet snapshot
+            quarantine_path VARCHAR,
+            ingested_at   TIMESTAMP NOT NULL,
+            UNIQUE (source_path, content_hash)
+        );
+        CREATE INDEX batches_hash ON batches (content_hash);
+
+        CREATE TABLE validation_issues (
+            batch_id    BIGINT NOT NULL,
+            severity    VARCHAR NOT NULL,          -- error (quarantined) | warning
+            column_name VARCHAR,
+            code        VARCHAR NOT NULL,
+            message     VARCHAR NOT NULL
+        );
+
+        CREATE SEQUENCE stage_run_id_seq START 1;
+        CREATE TABLE stage_runs (
+            run_id      BIGINT PRIMARY KEY DEFAULT nextval('stage_run_id_seq'),
+            stage       VARCHAR NOT NULL,          -- ingest | validate | prepare | train | ...
+            status      VARCHAR NOT NULL,          -- running | succeeded | failed | interrupted
+            inputs_json VARCHAR,
+            outputs_json VARCHAR,
+            started_at  TIMESTAMP NOT NULL,
+            ended_at    TIMESTAMP,
+            error       VARCHAR,
+            pid         INTEGER
+        );
+
+        CREATE SEQUENCE dataset_id_seq START 1;
+        CREATE TABLE datasets (
+            dataset_id     BIGINT PRIMARY KEY DEFAULT nextval('dataset_id_seq'),
+            dataset_hash   VARCHAR NOT NULL UNIQUE, -- over snapshots, columns and split
+            batch_ids_json VARCHAR NOT NULL,
+            snapshot_hashes_json VARCHAR NOT NULL,
+            split_json     VARCHAR NOT NULL,
+            row_count      BIGINT NOT NULL,
+            train_rows     BIGINT NOT NULL,
+            holdout_rows   BIGINT NOT NULL,
+            created_at     TIMESTAMP NOT NULL
+        );
+
+        CREATE TABLE feature_definitions (
+            feature_hash VARCHAR PRIMARY KEY,
+            spec_json    VARCHAR NOT NULL,
+            created_at   TIMESTAMP NOT NULL
+        );
+
+        CREATE SEQUENCE training_run_id_seq START 1;
+        CREATE TABLE training_runs (
+            training_run_id BIGINT PRIMARY KEY DEFAULT nextval('training_run_id_seq'),
+            stage_run_id    BIGINT,
+            dataset_id      BIGINT NOT NULL,
+            feature_hash    VARCHAR NOT NULL,
+            candidate       VARCHAR NOT NULL,
+            kind            VARCHAR NOT NULL,
+            params_json     VARCHAR NOT NULL,
+            seed            BIGINT NOT NULL,
+            device          VARCHAR NOT NULL,
+            status          VARCHAR NOT NULL,      -- succeeded | failed
+            error           VARCHAR,
+            started_at      TIMESTAMP NOT NULL,
+            ended_at        TIMESTAMP,
+            duration_s      DOUBLE
+        );
+
+        CREATE TABLE model_versions (
+            version         BIGINT PRIMARY KEY,
+            name            VARCHAR NOT NULL,      -- the candidate's name in mldeck.toml
+            kind            VARCHAR NOT NULL,      -- linear | random_forest | gradient_boosting | mlp
+            task            VARCHAR NOT NULL,
+            target          VARCHAR NOT NULL,
+            training_run_id BIGINT NOT NULL,
+            dataset_id      BIGINT NOT NULL,
+            feature_hash    VARCHAR NOT NULL,
+            onnx_hash       VARCHAR NOT NULL,
+            native_hash     VARCHAR,
+            params_json     VARCHAR NOT NULL,
+            seed            BIGINT NOT NULL,
+            device          VARCHAR NOT NULL,
+            classes_json    VARCHAR,
+            inputs_json     VARCHAR NOT NULL,      -- ONNX inputs: [{"name", "type"}]
+            outputs_json    VARCHAR NOT NULL,
+            parity_max_abs_diff DOUBLE NOT NULL,
+            promotable      BOOLEAN NOT NULL,
+            gates_json      VARCHAR NOT NULL,
+            library_versions_json VARCHAR NOT NULL,
+            status          VARCHAR NOT NULL,      -- registered | archived
+            created_at      TIMESTAMP NOT NULL
+        );
+
+        CREATE TABLE metrics (
+            version     BIGINT NOT NULL,
+            split       VARCHAR NOT NULL,          -- holdout
+            name        VARCHAR NOT NULL,
+            value       DOUBLE,
+            PRIMARY KEY (version, split, name)
+        );
+
+        CREATE TABLE aliases (
+            alias       VARCHAR PRIMARY KEY,       -- champion | challenger
+            version     BIGINT NOT NULL,
+            updated_at  TIMESTAMP NOT NULL
+        );
+
+        CREATE TABLE audit_log (
+            entry_id     BIGINT PRIMARY KEY,
+            recorded_at  TIMESTAMP NOT NULL,
+            actor        VARCHAR NOT NULL,
+            action       VARCHAR NOT NULL,
+            alias        VARCHAR,
+            from_version BIGINT,
+            to_version   BIGINT,
+            reason       VARCHAR,
+            details_json VARCHAR,
+            prev_hash    VARCHAR NOT NULL,
+            entry_hash   VARCHAR NOT NULL
+        );
+        """,
+    ),
+]
