@@ -177,7 +177,13 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
         )
     elif not files:
         output.stdout.print("No files to ingest.")
-    if any(r.status == "quarantined" for r in results):
+    quarantined = [r for r in results if r.status == "quarantined"]
+    for r in quarantined:
+        reasons = "; ".join(i.message for i in r.issues if i.severity == "error")
+        if not reasons.startswith(r.path.name):
+            reasons = f"{r.path.name}: {reasons}"
+        output.error("Quarantined", f"{reasons} (kept at {r.quarantine_path})")
+    if quarantined:
         sys.exit(1)
 
 
@@ -270,7 +276,11 @@ def train(ctx: click.Context, only: tuple[str, ...], as_json: bool) -> None:
         )
     else:
         _print_train(result)
-    if any(o.status == "failed" for o in result.outcomes):
+    failed = [o for o in result.outcomes if o.status == "failed"]
+    if failed:
+        if as_json:  # otherwise each failure was already reported on stderr as it happened
+            for o in failed:
+                output.error("Training failed", f"{o.name}: {o.error}")
         sys.exit(1)
 
 

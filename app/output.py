@@ -68,4 +68,5 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
 def error(title: str, msg: str) -> None:
     from rich.markup import escape
 
-    stderr.print(f"[bold red]error[/]: [bold]{escape(title)}[/]: {escape(msg)}")
+    # soft_wrap: one unbroken line per error, so it reads (and greps) the same in any width.
+    stderr.print(f"[bold red]error[/]: [bold]{escape(title)}[/]: {escape(msg)}", soft_wrap=True)

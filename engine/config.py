@@ -248,6 +248,8 @@ def _parse_candidates(models: _Table) -> tuple[Candidate, ...]:
     raw = models.data or DEFAULT_CANDIDATES
     candidates = []
     for name, spec in raw.items():
+        if not isinstance(spec, dict):
+            raise models.fail(name, "must be a table: [models.NAME] with kind = ... and parameters")
         table = _Table(dict(spec), models.key(name), models.file)
         kind = table.get_str("kind", name if name in MODEL_KINDS else None, MODEL_KINDS)
         if kind is None:

@@ -87,6 +87,14 @@ def _round_up(value: float, digits: int = 2) -> float:
     return float(math.ceil(value * scale) / scale)
 
 
+def _finite(value: Any) -> float | None:
+    """A range bound, or None when there is none (no values, or inf / NaN in the data)."""
+    if value is None:
+        return None
+    bound = float(value)
+    return bound if math.isfinite(bound) else None
+
+
 @dataclass(frozen=True)
 class Inferred:
     contract: Contract
@@ -126,8 +134,8 @@ def infer_contract(
             name=name,
             type=ctype,
             max_null_fraction=max_null,
-            min=None if lo is None else float(lo),
-            max=None if hi is None else float(hi),
+            min=_finite(lo),
+            max=_finite(hi),
             categories=categories,
         )
 

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -114,8 +114,15 @@ def _clean_duckdb_error(exc: duckdb.Error) -> str:
     return "; ".join(lines)[:400]
 
 
-def _ragged_row(path: Path, fmt: str) -> str | None:
-    """Find the first row whose field count differs from the header's."""
+SHAPE_SAMPLE_ROWS = 1000
+
+
+def _shape_problem(path: Path, fmt: str) -> str | None:
+    """Why the file's lines do not form a comma-separated table, or None if they do.
+
+    A few lines with the wrong number of fields make a malformed CSV (the first
+    one is named); when most lines disagree with the header, it is not a table.
+    """
     handle: TextIO
     if fmt == "csv.gz":
         handle = gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")
@@ -126,12 +133,23 @@ def _ragged_row(path: Path, fmt: str) -> str | None:
         header = next(reader, None)
         if not header:
             return None
+        first_bad: str | None = None
+        seen = bad = 0
         for row in reader:
-            if row and len(row) != len(header):
-                return (
-                    f"line {reader.line_num} has {len(row)} fields but the header has {len(header)}"
-                )
-    return None
+            if not row:
+                continue
+            seen += 1
+            if len(row) != len(header):
+                bad += 1
+                if first_bad is None:
+                    first_bad = f"line {reader.line_num} has {len(row)} fields but the header has {len(header)}"
+            if first_bad is not None and seen >= SHAPE_SAMPLE_ROWS:
+                break
+    if first_bad is None:
+        return None
+    if bad * 2 > seen:
+        return f"not a table: most lines have a different number of fields ({first_bad})"
+    return f"malformed CSV: {first_bad}"
 
 
 def load_batch(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
@@ -141,23 +159,23 @@ def load_batch(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
             con.execute("CREATE TABLE batch AS SELECT * FROM read_parquet($p)", {"p": str(path)})
         else:
             compression = "gzip" if fmt == "csv.gz" else "none"
+            # skip = 0: the header is the first line; never let the sniffer drop lines.
             con.execute(
-                "CREATE TABLE batch AS SELECT * FROM read_csv($p, header = true, compression = $c)",
+                "CREATE TABLE batch AS SELECT * FROM read_csv($p, header = true, skip = 0,"
+                " compression = $c)",
                 {"p": str(path), "c": compression},
             )
     except duckdb.Error as exc:
         detail = _clean_duckdb_error(exc)
         if fmt != "parquet":
-            ragged = _ragged_row(path, fmt)
-            if ragged:
-                detail = f"malformed CSV: {ragged}"
+            detail = _shape_problem(path, fmt) or detail
         raise InputFileError(f"{path.name}: cannot be read as {fmt}: {detail}") from exc
     columns = [r[0] for r in con.execute("DESCRIBE batch").fetchall()]
-    if fmt != "parquet" and len(columns) == 1 and any(ch in columns[0] for ch in ",;\t|"):
-        ragged = _ragged_row(path, fmt)
-        raise InputFileError(
-            f"{path.name}: malformed CSV: {ragged or 'the rows do not split into columns'}"
+    if fmt != "parquet" and len(columns) == 1:
+        problem = _shape_problem(path, fmt) or (
+            f"not a table: no delimiter-separated columns (the first line is {columns[0][:80]!r})"
         )
+        raise InputFileError(f"{path.name}: {problem}")
 
 
 def _quarantine(project: Project, path: Path, digest: str, issues: list[Issue]) -> Path:
@@ -322,6 +340,19 @@ def _validate(
                     f"the id column {config.id_column!r} is missing",
                 )
             ], False
+        # Check the batch against its own contract first: a first batch that fails
+        # (e.g. duplicate ids) is quarantined and must not become the contract.
+        candidate = replace(
+            config,
+            target=config.target or inferred.target,
+            id_column=config.id_column or inferred.id_column,
+            task=config.task or inferred.task,
+            ignore=config.ignore or inferred.ignore,
+            contract=inferred.contract,
+        )
+        issues, labelled = validate_batch(con, "batch", inferred.contract, candidate)
+        if any(i.severity == "error" for i in issues):
+            return issues, labelled
         write_inferred(
             project.root / CONFIG_NAME,
             target=inferred.target if config.target is None else None,
@@ -330,7 +361,8 @@ def _validate(
             ignore=inferred.ignore if not config.ignore else None,
             contract=inferred.contract,
         )
-        config = project.reload_config()
+        project.reload_config()
+        return issues, labelled
     assert config.contract is not None
     return validate_batch(con, "batch", config.contract, config)
 

@@ -69,6 +69,15 @@ def _params(candidate: Candidate) -> dict[str, Any]:
     for key in ("epochs", "batch_size"):
         if not isinstance(params[key], int) or params[key] < 1:
             raise ConfigError(f"models.{candidate.name}.{key}: must be a positive integer")
+    for key, positive in (("lr", True), ("weight_decay", False)):
+        value = params[key]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (value <= 0 if positive else value < 0)
+        ):
+            need = "a number > 0" if positive else "a number >= 0"
+            raise ConfigError(f"models.{candidate.name}.{key}: must be {need}, not {value!r}")
     if params["device"] not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"models.{candidate.name}.device: must be auto, cpu or cuda")
     return params

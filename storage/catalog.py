@@ -53,8 +53,14 @@ class Catalog:
         except duckdb.Error as exc:
             raise CatalogError(f"cannot open {path}: {exc}") from exc
         catalog = cls(conn, path)
-        if not read_only:
-            catalog.migrate()
+        try:
+            if read_only:
+                catalog.check_version()
+            else:
+                catalog.migrate()
+        except BaseException:
+            conn.close()  # never leave a half-opened catalog holding the file
+            raise
         return catalog
 
     def close(self) -> None:
@@ -74,28 +80,39 @@ class Catalog:
             return 0
         return int(self.scalar("SELECT coalesce(max(number), 0) FROM schema_migrations"))
 
-    def migrate(self) -> list[int]:
-        """Apply every migration newer than the catalog's schema; return their numbers."""
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " number INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
-        )
+    def check_version(self) -> int:
+        """The catalog's schema number; refuses one newer than this code knows."""
         current = self.schema_version()
         if current > SCHEMA_VERSION:
             raise CatalogError(
                 f"{self.path} has schema {current}, newer than this mldeck knows "
                 f"({SCHEMA_VERSION}); upgrade mldeck"
             )
+        return current
+
+    def migrate(self) -> list[int]:
+        """Apply every migration newer than the catalog's schema; return their numbers."""
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " number INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+        current = self.check_version()
         applied = []
         for migration in MIGRATIONS:
             if migration.number <= current:
                 continue
-            with self.transaction():
-                self.conn.execute(migration.sql)
-                self.conn.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                    [migration.number, migration.name, utcnow()],
-                )
+            try:
+                with self.transaction():
+                    self.conn.execute(migration.sql)
+                    self.conn.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                        [migration.number, migration.name, utcnow()],
+                    )
+            except duckdb.Error as exc:
+                raise CatalogError(
+                    f"{self.path}: migration {migration.number} ({migration.name}) failed and "
+                    f"was rolled back: {exc}"
+                ) from exc
             applied.append(migration.number)
         return applied
 
