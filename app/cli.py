@@ -169,6 +169,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
                     "labelled": r.labelled,
                     "snapshot": r.snapshot_hash,
                     "duplicate_of": r.duplicate_of,
+                    "previous_status": r.previous_status,
                     "quarantine_path": str(r.quarantine_path) if r.quarantine_path else None,
                     "issues": [vars(i) for i in r.issues],
                 }
@@ -207,7 +208,7 @@ def _print_ingest(result: Any) -> None:
     elif result.status == "duplicate":
         line += f"  same bytes as batch {result.duplicate_of}"
     elif result.status == "skipped":
-        line += "  already ingested"
+        line += f"  already ingested (batch {result.batch_id}, {result.previous_status})"
     elif result.status == "quarantined":
         line += f"  -> {escape(str(result.quarantine_path))}"
     output.stdout.print(line)

@@ -112,13 +112,22 @@ def infer_contract(
     total = int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
     columns: dict[str, ColumnContract] = {}
     distinct: dict[str, int] = {}
+    # One scan for every column's statistics.
+    exprs = []
     for name, ctype in schema.items():
         q = quote(name)
-        nulls, n_distinct, lo, hi = con.execute(
-            f"SELECT count(*) - count({q}), approx_count_distinct({q}), "
-            + (f"min({q}), max({q})" if ctype in ("integer", "float") else "NULL, NULL")
-            + f" FROM {table}"
-        ).fetchone()  # type: ignore[misc]
+        numeric = ctype in ("integer", "float")
+        exprs += [
+            f"count(*) - count({q})",
+            f"approx_count_distinct({q})",
+            f"min({q})" if numeric else "NULL",
+            f"max({q})" if numeric else "NULL",
+        ]
+    stats = con.execute(f"SELECT {', '.join(exprs)} FROM {table}").fetchone()
+    assert stats is not None
+    for i, (name, ctype) in enumerate(schema.items()):
+        nulls, n_distinct, lo, hi = stats[4 * i : 4 * i + 4]
+        q = quote(name)
         distinct[name] = int(n_distinct)
         null_fraction = nulls / total if total else 0.0
         max_null = None if nulls == 0 else min(1.0, _round_up(null_fraction * 1.5 + 0.01))
@@ -194,8 +203,13 @@ def validate_batch(
     table: str,
     contract: Contract,
     config: Config,
+    soft_checks: bool = True,
 ) -> tuple[list[Issue], bool]:
     """Check a loaded batch against the contract.
+
+    Args:
+        soft_checks: False for the batch the contract was just inferred from: its
+            nulls, ranges and categories are the contract, so the scan is skipped.
 
     Returns:
         The issues found, and whether the batch is labelled (has the target column).
@@ -274,9 +288,10 @@ def validate_batch(
                 )
             )
 
-    issues.extend(
-        _soft_checks(con, table, checked, total, id_col, config.default_max_null_fraction)
-    )
+    if soft_checks:
+        issues.extend(
+            _soft_checks(con, table, checked, total, id_col, config.default_max_null_fraction)
+        )
     return issues, labelled
 
 

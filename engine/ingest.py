@@ -48,6 +48,8 @@ class IngestResult:
     duplicate_of: int | None = None
     quarantine_path: Path | None = None
     issues: list[Issue] = field(default_factory=list)
+    previous_status: str | None = None
+    """For a skipped file: what happened when it was first ingested."""
 
 
 def is_candidate_file(path: Path) -> bool:
@@ -218,7 +220,9 @@ def ingest_file(project: Project, path: Path, events: EventSink = ignore_events)
         )
         if seen:
             events(StageFinished("ingest", path.name, "skipped", f"already {seen['status']}"))
-            return IngestResult(path, "skipped", digest, batch_id=seen["batch_id"])
+            return IngestResult(
+                path, "skipped", digest, batch_id=seen["batch_id"], previous_status=seen["status"]
+            )
         original = catalog.row(
             "SELECT batch_id FROM batches WHERE content_hash = ? AND status != 'duplicate' "
             "ORDER BY batch_id LIMIT 1",
@@ -350,7 +354,9 @@ def _validate(
             ignore=config.ignore or inferred.ignore,
             contract=inferred.contract,
         )
-        issues, labelled = validate_batch(con, "batch", inferred.contract, candidate)
+        issues, labelled = validate_batch(
+            con, "batch", inferred.contract, candidate, soft_checks=False
+        )
         if any(i.severity == "error" for i in issues):
             return issues, labelled
         write_inferred(
@@ -379,7 +385,7 @@ def _snapshot(project: Project, con: duckdb.DuckDBPyConnection) -> str:
     with project.objects.staging_path(".parquet") as staged:
         con.execute(
             f"COPY (SELECT {', '.join(exprs)} FROM batch) TO '{staged}' "
-            "(FORMAT parquet, COMPRESSION zstd)"
+            "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
         )
         return project.objects.adopt(staged)
 

@@ -251,8 +251,9 @@ def _train_one(
                 gates=gates,
             )
             run.outputs = {"version": version, "onnx": onnx_hash}
-    except MldeckError as exc:
-        outcome.error = exc.msg
+    except Exception as exc:  # one candidate's failure must not stop the others
+        message = exc.msg if isinstance(exc, MldeckError) else f"{type(exc).__name__}: {exc}"
+        outcome.error = message
         if stage_run_id is not None and training_run_id is None:
             _record_training_run(
                 project,
@@ -264,11 +265,11 @@ def _train_one(
                 seed,
                 "cpu",
                 "failed",
-                exc.msg,
+                message,
                 started_at,
                 time.perf_counter() - started,
             )
-        events(StageFinished("train", candidate.name, "failed", exc.msg))
+        events(StageFinished("train", candidate.name, "failed", message))
         return outcome
     outcome.status = "registered"
     outcome.version = version
