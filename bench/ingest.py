@@ -134,7 +134,15 @@ def _timed(store: dict[str, float], label: str, fn: Any) -> Any:
     return wrapper
 
 
-def _child_mldeck(csv: str, workdir: str, target: str, id_column: str) -> dict[str, Any]:
+def _child_mldeck(
+    csv: str, workdir: str, target: str, id_column: str, later_batch: bool = False
+) -> dict[str, Any]:
+    """Time ingest_file on a fresh project.
+
+    later_batch: first ingest the file's first 10,000 rows as their own batch, so
+    the measured ingest runs against an existing contract (all soft checks run),
+    as every batch after a project's first does.
+    """
     import engine.ingest as ingest
     import storage.objects as objects
     from engine.project import init_project, open_project
@@ -159,6 +167,16 @@ def _child_mldeck(csv: str, workdir: str, target: str, id_column: str) -> dict[s
     init_project(root, target=target, id_column=id_column)
     project = open_project(root)
     init_s = time.perf_counter() - t0
+    if later_batch:
+        seed_csv = Path(workdir) / "first_batch.csv"
+        with open(csv) as src, open(seed_csv, "w") as dst:
+            for i, line in enumerate(src):
+                if i > 10_000:
+                    break
+                dst.write(line)
+        ingest.ingest_file(project, seed_csv)
+        project.reload_config()
+        parts.clear()
     rss_before = _vm_rss_mb()
     started = time.perf_counter()
     result = ingest.ingest_file(project, Path(csv))
@@ -265,6 +283,31 @@ def cpu_model() -> str:
     return platform.processor() or "?"
 
 
+BREAKDOWN_ORDER = [
+    "sniff",
+    "sha256 source (thread, overlaps load)",
+    "load_batch (read_csv)",
+    "_validate (infer + write + validate)",
+    "  infer_contract",
+    "  write_inferred (toml)",
+    "  validate_batch",
+    "_snapshot (COPY parquet + adopt)",
+    "  adopt (hash + fsync + rename)",
+    "  sha256 of the parquet (adopt)",
+]
+
+
+def _breakdown(key: str, run: dict[str, Any]) -> None:
+    order = BREAKDOWN_ORDER
+    which = "first batch" if key == "mldeck" else "later batch"
+    print(f"\n-- where the time goes (best mldeck {which} run, {run['seconds']:.2f} s) --")
+    parts = run["parts"]
+    for label in sorted(parts, key=lambda k: order.index(k) if k in order else len(order)):
+        print(f"  {label:46} {parts[label]:6.2f} s")
+    accounted = sum(parts.get(k, 0.0) for k in order if not k.startswith((" ", "sha256")))
+    print(f"  {'rest (catalog, counts, DESCRIBE, events)':46} {run['seconds'] - accounted:6.2f} s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -297,7 +340,12 @@ def main() -> int:
         size_mb = csv.stat().st_size / 2**20
         print(f"csv: {size_mb:.0f} MiB, target={target!r}, id={id_column!r}\n")
 
-        runs: dict[str, list[dict[str, Any]]] = {"mem": [], "file": [], "mldeck": []}
+        runs: dict[str, list[dict[str, Any]]] = {
+            "mem": [],
+            "file": [],
+            "mldeck": [],
+            "later": [],
+        }
         for rep in range(args.repeat):
             # Interleaved, so drift on a shared machine hits all three alike.
             r = run_child("_child_baseline", str(csv), None)
@@ -327,6 +375,14 @@ def main() -> int:
             import shutil
 
             shutil.rmtree(work, ignore_errors=True)
+            work.mkdir()
+            r = run_child("_child_mldeck", str(csv), str(work), target, id_column, True)
+            runs["later"].append(r)
+            print(
+                f"run {rep + 1} mldeck later batch: {r['seconds']:6.2f} s  peak {r['peak_mb']:6.0f} MB"
+                f"  ({r['status']}, {r['rows']} rows, {len(r['issues'])} issue(s))"
+            )
+            shutil.rmtree(work, ignore_errors=True)
 
         pieces = (
             None if args.no_pieces else run_child("_child_pieces", str(csv), str(tmpdir), id_column)
@@ -336,8 +392,9 @@ def main() -> int:
     base_s = best["mem"]["seconds"]
     ml_s = best["mldeck"]["seconds"]
     ratio = ml_s / base_s
-    peak = max(r["peak_mb"] for r in runs["mldeck"])
-    ratio_ok = ratio <= TARGET_RATIO
+    later_ratio = best["later"]["seconds"] / base_s
+    peak = max(r["peak_mb"] for r in runs["mldeck"] + runs["later"])
+    ratio_ok = ratio <= TARGET_RATIO and later_ratio <= TARGET_RATIO
     rss_ok = peak <= TARGET_RSS_MB
 
     print(f"\n== ingest benchmark: {csv.name}, {size_mb:.0f} MiB, best of {args.repeat} ==")
@@ -345,7 +402,8 @@ def main() -> int:
     labels = {
         "mem": "baseline duckdb in-memory",
         "file": "baseline duckdb file db",
-        "mldeck": "mldeck ingest_file",
+        "mldeck": "mldeck ingest_file (first batch)",
+        "later": "mldeck ingest_file (later batch)",
     }
     for key, label in labels.items():
         if not runs[key]:
@@ -355,10 +413,14 @@ def main() -> int:
         print(f"{label:34} {best[key]['seconds']:8.2f} {all_s:>24} {peak_k:12.0f}")
     print()
     print(f"{'check':34} {'value':>10} {'target':>10}  verdict")
-    print(
-        f"{'ratio mldeck / in-memory baseline':34} {ratio:9.2f}x {'<= ' + str(TARGET_RATIO) + 'x':>10}"
-        f"  {'PASS' if ratio_ok else 'FAIL'}"
-    )
+    for label, value in (
+        ("first batch / in-memory baseline", ratio),
+        ("later batch / in-memory baseline", later_ratio),
+    ):
+        print(
+            f"{label:34} {value:9.2f}x {'<= ' + str(TARGET_RATIO) + 'x':>10}"
+            f"  {'PASS' if value <= TARGET_RATIO else 'FAIL'}"
+        )
     print(
         f"{'mldeck peak RSS':34} {peak:8.0f}MB {'<= ' + str(int(TARGET_RSS_MB)) + 'MB':>10}"
         f"  {'PASS' if rss_ok else 'FAIL'}"
@@ -367,24 +429,9 @@ def main() -> int:
         print(f"{'(ratio vs file-db baseline)':34} {ml_s / best['file']['seconds']:9.2f}x")
     print(f"overall: {'PASS' if ratio_ok and rss_ok else 'FAIL'}")
 
-    print(f"\n-- where the time goes (best mldeck run, {ml_s:.2f} s) --")
-    order = [
-        "sniff",
-        "sha256 source (thread, overlaps load)",
-        "load_batch (read_csv)",
-        "_validate (infer + write + validate)",
-        "  infer_contract",
-        "  write_inferred (toml)",
-        "  validate_batch",
-        "_snapshot (COPY parquet + adopt)",
-        "  adopt (hash + fsync + rename)",
-        "  sha256 of the parquet (adopt)",
-    ]
-    parts = best["mldeck"]["parts"]
-    for label in sorted(parts, key=lambda k: order.index(k) if k in order else len(order)):
-        print(f"  {label:46} {parts[label]:6.2f} s")
-    accounted = sum(parts.get(k, 0.0) for k in order if not k.startswith((" ", "sha256")))
-    print(f"  {'rest (catalog, counts, DESCRIBE, events)':46} {ml_s - accounted:6.2f} s")
+    for key in ("mldeck", "later"):
+        _breakdown(key, best[key])
+
     if pieces:
         print("-- single steps, uncontended --")
         for label, value in pieces.items():

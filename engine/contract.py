@@ -117,9 +117,10 @@ def infer_contract(
     for name, ctype in schema.items():
         q = quote(name)
         numeric = ctype in ("integer", "float")
+        # Distinct counts serve categories, id and task inference; floats need none.
         exprs += [
             f"count(*) - count({q})",
-            f"approx_count_distinct({q})",
+            f"approx_count_distinct({q})" if ctype != "float" else "0",
             f"min({q})" if numeric else "NULL",
             f"max({q})" if numeric else "NULL",
         ]
@@ -290,7 +291,9 @@ def validate_batch(
 
     if soft_checks:
         issues.extend(
-            _soft_checks(con, table, checked, total, id_col, config.default_max_null_fraction)
+            _soft_checks(
+                con, table, checked, schema, total, id_col, config.default_max_null_fraction
+            )
         )
     return issues, labelled
 
@@ -299,6 +302,7 @@ def _soft_checks(
     con: duckdb.DuckDBPyConnection,
     table: str,
     columns: dict[str, ColumnContract],
+    schema: dict[str, str],
     total: int,
     id_col: str | None,
     default_max_null: float,
@@ -308,7 +312,8 @@ def _soft_checks(
     plan: list[tuple[str, str]] = []
     for name, col in columns.items():
         q = quote(name)
-        cast = f"TRY_CAST({q} AS {SQL_TYPES[col.type]})"
+        # A column already of the contract's type needs no cast (most of them, and cheaper).
+        cast = q if schema[name] == col.type else f"TRY_CAST({q} AS {SQL_TYPES[col.type]})"
         exprs.append(f"count(*) - count({q})")
         plan.append((name, "nulls"))
         if col.is_numeric and col.min is not None:

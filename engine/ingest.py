@@ -374,18 +374,23 @@ def _validate(
 
 
 def _snapshot(project: Project, con: duckdb.DuckDBPyConnection) -> str:
-    """Write the batch as Parquet (contract columns cast to their types) into the object store."""
+    """Write the batch as Parquet (contract columns cast to their types) into the object store.
+
+    Snappy, DuckDB's default: on 1M x 20 it wrote in 0.84 s against 1.03 s for
+    zstd level 1, for a file 15% larger (bench/ingest.py).
+    """
     contract = project.config.contract
-    present = [r[0] for r in con.execute("DESCRIBE batch").fetchall()]
+    present = [(str(r[0]), str(r[1])) for r in con.execute("DESCRIBE batch").fetchall()]
     exprs = []
-    for name in present:
+    for name, duckdb_type in present:
         col = contract.columns.get(name) if contract else None
         q = quote(name)
-        exprs.append(f"CAST({q} AS {SQL_TYPES[col.type]}) AS {q}" if col else q)
+        wanted = SQL_TYPES[col.type] if col else duckdb_type
+        exprs.append(q if wanted == duckdb_type else f"CAST({q} AS {wanted}) AS {q}")
     with project.objects.staging_path(".parquet") as staged:
         con.execute(
             f"COPY (SELECT {', '.join(exprs)} FROM batch) TO '{staged}' "
-            "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
+            "(FORMAT parquet, COMPRESSION snappy)"
         )
         return project.objects.adopt(staged)
 
