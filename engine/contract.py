@@ -268,16 +268,36 @@ def validate_batch(
             checked[name] = col
 
     id_col = config.id_column
-    if id_col and id_col in schema:
-        q = quote(id_col)
-        nulls, dupes = con.execute(
-            f"SELECT count(*) - count({q}), count({q}) - count(DISTINCT {q}) FROM {table}"
-        ).fetchone()  # type: ignore[misc]
+    has_id = bool(id_col) and id_col in schema
+    q_id = quote(id_col) if id_col else ""
+    # The id checks ride along in the soft checks' scan when there is one.
+    id_exprs = [f"count(*) - count({q_id})", f"count({q_id}) - count(DISTINCT {q_id})"]
+    id_values: tuple[Any, ...] = (0, 0)
+    if soft_checks:
+        soft, extra = _soft_checks(
+            con,
+            table,
+            checked,
+            schema,
+            total,
+            id_col,
+            config.default_max_null_fraction,
+            id_exprs if has_id else [],
+        )
+        id_values = extra or id_values
+    else:
+        soft = []
+        if has_id:
+            id_values = tuple(
+                con.execute(f"SELECT {', '.join(id_exprs)} FROM {table}").fetchone() or (0, 0)
+            )
+    if has_id and id_col:
+        nulls, dupes = id_values
         if nulls:
             issues.append(Issue("error", id_col, "null_id", f"{nulls} row(s) have no {id_col!r}"))
         if dupes:
             example = con.execute(
-                f"SELECT {q} FROM {table} WHERE {q} IS NOT NULL GROUP BY {q} "
+                f"SELECT {q_id} FROM {table} WHERE {q_id} IS NOT NULL GROUP BY {q_id} "
                 "HAVING count(*) > 1 LIMIT 1"
             ).fetchone()
             issues.append(
@@ -288,13 +308,7 @@ def validate_batch(
                     f"{dupes} duplicate {id_col!r} value(s), e.g. {example[0] if example else '?'!r}",
                 )
             )
-
-    if soft_checks:
-        issues.extend(
-            _soft_checks(
-                con, table, checked, schema, total, id_col, config.default_max_null_fraction
-            )
-        )
+    issues.extend(soft)
     return issues, labelled
 
 
@@ -306,9 +320,14 @@ def _soft_checks(
     total: int,
     id_col: str | None,
     default_max_null: float,
-) -> list[Issue]:
-    """Null share, range and category checks, one aggregate scan for all columns."""
-    exprs: list[str] = []
+    extra_exprs: list[str],
+) -> tuple[list[Issue], tuple[Any, ...]]:
+    """Null share, range and category checks, one aggregate scan for all columns.
+
+    Returns:
+        The issues, and the values of `extra_exprs` computed in the same scan.
+    """
+    exprs: list[str] = list(extra_exprs)
     plan: list[tuple[str, str]] = []
     for name, col in columns.items():
         q = quote(name)
@@ -329,9 +348,10 @@ def _soft_checks(
             )
             plan.append((name, "new_categories"))
     if not exprs:
-        return []
-    values = con.execute(f"SELECT {', '.join(exprs)} FROM {table}").fetchone()
-    assert values is not None
+        return [], ()
+    row = con.execute(f"SELECT {', '.join(exprs)} FROM {table}").fetchone()
+    assert row is not None
+    extra, values = tuple(row[: len(extra_exprs)]), row[len(extra_exprs) :]
     stats: dict[str, dict[str, Any]] = {}
     for (name, what), value in zip(plan, values, strict=True):
         stats.setdefault(name, {})[what] = value
@@ -387,4 +407,4 @@ def _soft_checks(
                     f"{s['new_categories']} row(s) of {name!r} have categories not in the contract: {shown}",
                 )
             )
-    return issues
+    return issues, extra
