@@ -455,6 +455,36 @@ def rollback(ctx: click.Context, reason: str, actor: str, as_json: bool) -> None
         )
 
 
+# ------------------------------------------------------------------ serve
+
+
+@cli.command()
+@click.option(
+    "--host", default=None, help="Address to listen on [default: serving.host, 127.0.0.1]."
+)
+@click.option("--port", type=int, default=None, help="Port [default: serving.port in mldeck.toml].")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the champion over OIP v2 (/v2/...) and MLflow scoring (/invocations)."""
+    import uvicorn
+
+    from engine.serving.app import create_app
+
+    project = open_here(ctx)
+    app = create_app(project)
+    host = host or project.config.serving_host
+    port = project.config.serving_port if port is None else port
+    model = app.slot.model
+    output.stdout.print(
+        f"Serving [bold]{app.model_name}[/] v{model.version} ({model.provider}) "
+        f"on http://{host}:{port}  (Ctrl-C stops)"
+    )
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        app.close()
+
+
 # ------------------------------------------------------------------ status
 
 

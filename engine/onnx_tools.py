@@ -55,12 +55,17 @@ def add_label_output(model: onnx.ModelProto, classes: list[Any]) -> None:
     graph.output.insert(0, helper.make_tensor_value_info("label", elem, [None]))
 
 
-def make_session(model_bytes: bytes) -> onnxruntime.InferenceSession:
+def make_session(
+    model_bytes: bytes, providers: list[str] | None = None
+) -> onnxruntime.InferenceSession:
+    """An onnxruntime session on `providers` (CPU only unless told otherwise)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        model_bytes, options, providers=providers or ["CPUExecutionProvider"]
+    )
 
 
 def run_model(

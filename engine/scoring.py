@@ -18,12 +18,15 @@ if TYPE_CHECKING:
     import onnxruntime
 
 
-def load_session(project: Project, version_row: dict[str, Any]) -> onnxruntime.InferenceSession:
+def load_session(
+    project: Project, version_row: dict[str, Any], providers: list[str] | None = None
+) -> onnxruntime.InferenceSession:
+    """The version's ONNX model (its bytes checked against their hash) as a session."""
     try:
         model_bytes = project.objects.read_bytes(version_row["onnx_hash"])
     except StorageError as exc:
         raise as_mldeck_error(exc) from exc
-    return make_session(model_bytes)
+    return make_session(model_bytes, providers)
 
 
 def feed_for(frame: pl.DataFrame, inputs: list[dict[str, Any]]) -> dict[str, np.ndarray]:

@@ -156,4 +156,22 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        2,
+        "prediction log",
+        """
+        CREATE TABLE predictions (
+            request_id    VARCHAR NOT NULL,        -- one id per request (OIP id, x-request-id)
+            row_index     INTEGER NOT NULL,        -- the row's position in its request
+            served_at     TIMESTAMP NOT NULL,
+            model_version BIGINT NOT NULL,
+            endpoint      VARCHAR NOT NULL,        -- infer | invocations
+            inputs_json   VARCHAR NOT NULL,        -- {"column": value} for the row
+            output_json   VARCHAR NOT NULL,        -- {"label", "probabilities"} | {"prediction"}
+            latency_ms    DOUBLE NOT NULL,         -- the whole request's scoring latency
+            shadow        BOOLEAN NOT NULL         -- true: a shadow challenger's output, never returned
+        );
+        CREATE INDEX predictions_request ON predictions (request_id);
+        """,
+    ),
 ]

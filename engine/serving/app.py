@@ -1,0 +1,700 @@
+"""The serving endpoint: a plain ASGI 3 application, no web framework.
+
+Routes (the model name is the project's `name` in mldeck.toml):
+
+    Open Inference Protocol v2 (KServe / Triton REST)
+      GET  /v2  /v2/health/live  /v2/health/ready
+      GET  /v2/models/{name}[/versions/{v}]          metadata
+      GET  /v2/models/{name}[/versions/{v}]/ready
+      POST /v2/models/{name}[/versions/{v}]/infer
+    MLflow scoring
+      GET  /ping  /health
+      POST /invocations   JSON dataframe_split | dataframe_records | instances | inputs, or text/csv
+    GET /metrics          Prometheus text format
+
+Without `/versions/{v}` the champion in the `ModelSlot` answers; any other
+registered version is loaded on first use and cached. Every scored request gets
+an id and its rows go to the `PredictionLog`. Bad requests get a 4xx with
+`{"error": "..."}` naming the problem.
+
+MLflow answers: classification -> `{"predictions": [{"label": L, "probabilities": [..]}, ..]}`,
+regression -> `{"predictions": [y, ..]}`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import numpy as np
+
+from engine.errors import MldeckError, NotFoundError
+from engine.features import MISSING_CATEGORY
+from engine.project import Project
+from engine.registry import CHAMPION, alias_version
+from engine.serving.model_slot import LoadedModel, ModelSlot, load_model
+from engine.serving.prediction_log import PredictionLog, ScoredBatch
+from storage.catalog import utcnow
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+"""Request bodies larger than this get 413."""
+
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+NUMERIC_DATATYPES = {
+    "FP16",
+    "FP32",
+    "FP64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "BOOL",
+}
+
+
+class HttpError(Exception):
+    """A request the server refuses, with its status code."""
+
+    def __init__(self, status: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.msg = msg
+
+
+def bad_request(msg: str) -> HttpError:
+    return HttpError(400, msg)
+
+
+# ------------------------------------------------------------------ input conversion
+
+
+def column_tensor(name: str, values: list[Any], is_string: bool) -> np.ndarray:
+    """One input column as the [N, 1] tensor the model takes (nulls -> NaN or "")."""
+    if is_string:
+        out = np.empty((len(values), 1), dtype=object)
+        for i, value in enumerate(values):
+            if value is None:
+                out[i, 0] = MISSING_CATEGORY
+            elif isinstance(value, str):
+                out[i, 0] = value
+            elif isinstance(value, bool | int | float):
+                out[i, 0] = str(value)
+            else:
+                raise bad_request(f"column {name!r}: row {i} holds {value!r}, expected a string")
+        return out
+    try:
+        array = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        array = np.empty(len(values), dtype=np.float32)
+        for i, value in enumerate(values):
+            if value is None or value == "":
+                array[i] = math.nan
+            elif isinstance(value, bool | int | float):
+                array[i] = value
+            elif isinstance(value, str):
+                try:
+                    array[i] = float(value)
+                except ValueError:
+                    raise bad_request(
+                        f"column {name!r}: row {i} holds {value!r}, expected a number"
+                    ) from None
+            else:
+                raise bad_request(
+                    f"column {name!r}: row {i} holds {value!r}, expected a number"
+                ) from None
+    if array.ndim != 1:
+        raise bad_request(f"column {name!r}: expected one value per row, got shape {array.shape}")
+    return array.reshape(-1, 1)
+
+
+def feed_from_columns(model: LoadedModel, columns: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+    """The model's feed from column name -> values; every input column must be present."""
+    if not any(len(values) for values in columns.values()):
+        raise bad_request("empty batch: no rows to score")
+    missing = [spec.name for spec in model.inputs if spec.name not in columns]
+    if missing:
+        raise bad_request(f"missing column(s): {', '.join(missing)}")
+    feed = {
+        spec.name: column_tensor(spec.name, columns[spec.name], spec.is_string)
+        for spec in model.inputs
+    }
+    sizes = {tensor.shape[0] for tensor in feed.values()}
+    if len(sizes) > 1:
+        raise bad_request(f"columns have different lengths: {sorted(sizes)}")
+    if not sizes or sizes == {0}:
+        raise bad_request("empty batch: no rows to score")
+    return feed
+
+
+def columns_from_records(records: Any, where: str) -> dict[str, list[Any]]:
+    if not isinstance(records, list):
+        raise bad_request(f"{where} must be a list of {{column: value}} objects")
+    columns: dict[str, list[Any]] = {}
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise bad_request(f"{where}[{i}] must be an object of column: value")
+        for key in record:
+            columns.setdefault(key, [None] * i)
+        for key, values in columns.items():
+            values.append(record.get(key))
+    return columns
+
+
+def columns_from_split(split: Any) -> dict[str, list[Any]]:
+    if not isinstance(split, dict) or "columns" not in split or "data" not in split:
+        raise bad_request('dataframe_split must be {"columns": [...], "data": [[...], ...]}')
+    names, data = split["columns"], split["data"]
+    if not isinstance(names, list) or not isinstance(data, list):
+        raise bad_request("dataframe_split: columns and data must be lists")
+    for i, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != len(names):
+            raise bad_request(
+                f"dataframe_split: data[{i}] must be a list of {len(names)} values (one per column)"
+            )
+    return {str(name): [row[j] for row in data] for j, name in enumerate(names)}
+
+
+def columns_from_mapping(mapping: dict[str, Any], where: str) -> dict[str, list[Any]]:
+    columns = {}
+    for key, values in mapping.items():
+        if not isinstance(values, list):
+            raise bad_request(f"{where}[{key!r}] must be a list of values")
+        columns[key] = values
+    return columns
+
+
+def columns_from_mlflow_json(payload: Any) -> dict[str, list[Any]]:
+    if not isinstance(payload, dict):
+        raise bad_request(
+            "the body must be a JSON object with one of: dataframe_split, dataframe_records, "
+            "instances, inputs"
+        )
+    if "dataframe_split" in payload:
+        return columns_from_split(payload["dataframe_split"])
+    if "dataframe_records" in payload:
+        return columns_from_records(payload["dataframe_records"], "dataframe_records")
+    for key in ("instances", "inputs"):
+        if key in payload:
+            value = payload[key]
+            if isinstance(value, dict):
+                return columns_from_mapping(value, key)
+            return columns_from_records(value, key)
+    raise bad_request(
+        "unknown payload: expected one of dataframe_split, dataframe_records, instances, inputs"
+    )
+
+
+def columns_from_csv(body: bytes) -> dict[str, list[Any]]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request("the CSV body is not UTF-8") from None
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        raise bad_request("empty CSV: expected a header row")
+    columns: dict[str, list[Any]] = {name: [] for name in header}
+    for line_number, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise bad_request(
+                f"CSV line {line_number} has {len(row)} fields, the header has {len(header)}"
+            )
+        for name, value in zip(header, row, strict=True):
+            columns[name].append(value if value != "" else None)
+    return columns
+
+
+def columns_from_oip(model: LoadedModel, payload: Any) -> dict[str, list[Any]]:
+    """Column values from an OIP v2 infer request, checking datatype and shape."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
+        raise bad_request('the body must be a JSON object with an "inputs" list')
+    specs = {spec.name: spec for spec in model.inputs}
+    columns: dict[str, list[Any]] = {}
+    for i, tensor in enumerate(payload["inputs"]):
+        if not isinstance(tensor, dict):
+            raise bad_request(f"inputs[{i}] must be an object")
+        name = tensor.get("name")
+        spec = specs.get(name) if isinstance(name, str) else None
+        if spec is None:
+            raise bad_request(
+                f"inputs[{i}]: unknown input {name!r}; the model takes {', '.join(specs)}"
+            )
+        datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
+        if spec.is_string and datatype != "BYTES":
+            raise bad_request(f"input {name!r}: datatype {datatype!r}, expected BYTES")
+        if not spec.is_string and datatype not in NUMERIC_DATATYPES:
+            raise bad_request(
+                f"input {name!r}: datatype {datatype!r}, expected a number type such as FP32"
+            )
+        if (
+            not isinstance(shape, list)
+            or not all(isinstance(d, int) and d >= 0 for d in shape)
+            or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))
+        ):
+            raise bad_request(f"input {name!r}: shape {shape!r}, expected [N] or [N, 1]")
+        if not isinstance(data, list):
+            raise bad_request(f"input {name!r}: data must be a list")
+        if data and isinstance(data[0], list):
+            data = [v for row in data for v in (row if isinstance(row, list) else [row])]
+        if len(data) != shape[0]:
+            raise bad_request(
+                f"input {name!r}: shape {shape} says {shape[0]} values, data holds {len(data)}"
+            )
+        columns[spec.name] = data
+    return columns
+
+
+# ------------------------------------------------------------------ metrics
+
+
+class Metrics:
+    """Counters and a latency histogram, rendered in Prometheus text format."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: dict[tuple[str, str], int] = {}
+        self.errors: dict[tuple[str, str, int], int] = {}
+        self.rows: dict[str, int] = {}
+        self.latency_counts: dict[str, list[int]] = {}
+        self.latency_sum: dict[str, float] = {}
+
+    def observe(self, endpoint: str, version: str, status: int, seconds: float, rows: int) -> None:
+        with self._lock:
+            key = (endpoint, version)
+            self.requests[key] = self.requests.get(key, 0) + 1
+            if status >= 400:
+                error_key = (endpoint, version, status)
+                self.errors[error_key] = self.errors.get(error_key, 0) + 1
+            if rows:
+                self.rows[version] = self.rows.get(version, 0) + rows
+            counts = self.latency_counts.setdefault(endpoint, [0] * (len(LATENCY_BUCKETS_S) + 1))
+            for i, bound in enumerate(LATENCY_BUCKETS_S):
+                if seconds <= bound:
+                    counts[i] += 1
+            counts[-1] += 1
+            self.latency_sum[endpoint] = self.latency_sum.get(endpoint, 0.0) + seconds
+
+    def render(self, champion: int, dropped_rows: int) -> str:
+        lines = [
+            "# HELP mldeck_requests_total Requests by endpoint and answering model version.",
+            "# TYPE mldeck_requests_total counter",
+        ]
+        with self._lock:
+            for (endpoint, version), n in sorted(self.requests.items()):
+                lines.append(
+                    f'mldeck_requests_total{{endpoint="{endpoint}",model_version="{version}"}} {n}'
+                )
+            lines += [
+                "# HELP mldeck_request_errors_total Requests answered with a 4xx or 5xx.",
+                "# TYPE mldeck_request_errors_total counter",
+            ]
+            for (endpoint, version, status), n in sorted(self.errors.items()):
+                lines.append(
+                    f'mldeck_request_errors_total{{endpoint="{endpoint}",model_version="{version}",status="{status}"}} {n}'
+                )
+            lines += [
+                "# HELP mldeck_rows_scored_total Rows scored, by model version.",
+                "# TYPE mldeck_rows_scored_total counter",
+            ]
+            for version, n in sorted(self.rows.items()):
+                lines.append(f'mldeck_rows_scored_total{{model_version="{version}"}} {n}')
+            lines += [
+                "# HELP mldeck_request_duration_seconds Request latency, by endpoint.",
+                "# TYPE mldeck_request_duration_seconds histogram",
+            ]
+            for endpoint, counts in sorted(self.latency_counts.items()):
+                for bound, n in zip(LATENCY_BUCKETS_S, counts, strict=False):
+                    lines.append(
+                        f'mldeck_request_duration_seconds_bucket{{endpoint="{endpoint}",le="{bound}"}} {n}'
+                    )
+                lines.append(
+                    f'mldeck_request_duration_seconds_bucket{{endpoint="{endpoint}",le="+Inf"}} {counts[-1]}'
+                )
+                lines.append(
+                    f'mldeck_request_duration_seconds_sum{{endpoint="{endpoint}"}} {self.latency_sum[endpoint]}'
+                )
+                lines.append(
+                    f'mldeck_request_duration_seconds_count{{endpoint="{endpoint}"}} {counts[-1]}'
+                )
+        lines += [
+            "# HELP mldeck_champion_version The model version the server answers with by default.",
+            "# TYPE mldeck_champion_version gauge",
+            f"mldeck_champion_version {champion}",
+            "# HELP mldeck_prediction_log_dropped_rows_total Rows not logged: the log queue was full.",
+            "# TYPE mldeck_prediction_log_dropped_rows_total counter",
+            f"mldeck_prediction_log_dropped_rows_total {dropped_rows}",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ the application
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def dumps(data: Any) -> bytes:
+    return json.dumps(data, default=_json_default, separators=(",", ":")).encode()
+
+
+def _finite(values: list[Any]) -> list[Any]:
+    return [None if isinstance(v, float) and not math.isfinite(v) else v for v in values]
+
+
+class ServingApp:
+    """The ASGI application; `close()` flushes the prediction log."""
+
+    def __init__(
+        self,
+        project: Project,
+        slot: ModelSlot,
+        prediction_log: PredictionLog,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.project = project
+        self.slot = slot
+        self.prediction_log = prediction_log
+        self.max_body_bytes = max_body_bytes
+        self.model_name = project.config.name
+        self.metrics = Metrics()
+        self._versions: dict[int, LoadedModel] = {}
+        self._versions_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.prediction_log.close()
+
+    # -------------------------------------------------------------- ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        endpoint, version = self._labels(scope.get("path", ""))
+        rows = 0
+        headers: list[tuple[bytes, bytes]] = []
+        try:
+            body = await self._read_body(scope, receive)
+            endpoint, status, payload, headers, version, rows = self._route(scope, body)
+        except HttpError as exc:
+            status, payload = exc.status, dumps({"error": exc.msg})
+        except Exception as exc:  # a bug: answer 500, keep serving
+            status, payload = 500, dumps({"error": f"internal error: {type(exc).__name__}: {exc}"})
+        content_type = b"application/json"
+        if endpoint == "metrics" and status == 200:
+            content_type = b"text/plain; version=0.0.4; charset=utf-8"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(payload)).encode()),
+                    *headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+        if endpoint != "metrics":
+            self.metrics.observe(endpoint, version, status, time.perf_counter() - started, rows)
+
+    def _labels(self, path: str) -> tuple[str, str]:
+        """The endpoint and model-version labels a request's metrics go under, even if it fails."""
+        parts = path.strip("/").split("/")
+        if path.startswith("/invocations"):
+            return "invocations", str(self.slot.model.version)
+        if len(parts) >= 3 and parts[:2] == ["v2", "models"]:
+            rest = parts[3:]
+            version = str(self.slot.model.version)
+            if len(rest) >= 2 and rest[0] == "versions":
+                version, rest = rest[1][:20], rest[2:]
+            label = {(): "model_metadata", ("ready",): "model_ready", ("infer",): "infer"}
+            return label.get(tuple(rest), "unknown"), version
+        return "other", ""
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    raise bad_request("content-length is not a number") from None
+                if declared > self.max_body_bytes:
+                    raise HttpError(413, self._too_large())
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise HttpError(413, self._too_large())
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+    def _too_large(self) -> str:
+        return f"the request body is over the limit of {self.max_body_bytes} bytes"
+
+    # -------------------------------------------------------------- routing
+
+    def _route(
+        self, scope: Scope, body: bytes
+    ) -> tuple[str, int, bytes, list[tuple[bytes, bytes]], str, int]:
+        """(endpoint label, status, body, extra headers, model version, rows scored)."""
+        method, path = scope["method"], scope["path"].rstrip("/") or "/"
+        parts = path.strip("/").split("/")
+        if path in ("/ping", "/health") and method == "GET":
+            return "ping", 200, b"{}", [], "", 0
+        if path == "/invocations":
+            self._expect(method, "POST")
+            return self._invocations(scope, body)
+        if path == "/metrics":
+            self._expect(method, "GET")
+            text = self.metrics.render(self.slot.model.version, self.prediction_log.dropped_rows)
+            return "metrics", 200, text.encode(), [], "", 0
+        if path == "/v2":
+            self._expect(method, "GET")
+            info = {"name": "mldeck", "version": "2", "extensions": []}
+            return "server_metadata", 200, dumps(info), [], "", 0
+        if path in ("/v2/health/live", "/v2/health/ready"):
+            self._expect(method, "GET")
+            return (
+                "health",
+                200,
+                dumps({"live" if path.endswith("live") else "ready": True}),
+                [],
+                "",
+                0,
+            )
+        if len(parts) >= 3 and parts[:2] == ["v2", "models"]:
+            return self._model_route(method, parts[2], parts[3:], body)
+        raise HttpError(404, f"no route {method} {path}")
+
+    @staticmethod
+    def _expect(method: str, allowed: str) -> None:
+        if method != allowed:
+            raise HttpError(405, f"method {method} not allowed here; use {allowed}")
+
+    def _model_route(
+        self, method: str, name: str, rest: list[str], body: bytes
+    ) -> tuple[str, int, bytes, list[tuple[bytes, bytes]], str, int]:
+        if name != self.model_name:
+            raise HttpError(404, f"unknown model {name!r}; this server serves {self.model_name!r}")
+        version_text: str | None = None
+        if len(rest) >= 2 and rest[0] == "versions":
+            version_text, rest = rest[1], rest[2:]
+        model = self._model_for(version_text)
+        if not rest:
+            self._expect(method, "GET")
+            return "model_metadata", 200, dumps(self._metadata(model)), [], str(model.version), 0
+        if rest == ["ready"]:
+            self._expect(method, "GET")
+            info = {"name": self.model_name, "version": str(model.version), "ready": True}
+            return "model_ready", 200, dumps(info), [], str(model.version), 0
+        if rest == ["infer"]:
+            self._expect(method, "POST")
+            return self._infer(model, body)
+        raise HttpError(404, f"no route under /v2/models/{name}: {'/'.join(rest)}")
+
+    def _model_for(self, version_text: str | None) -> LoadedModel:
+        champion = self.slot.model
+        if version_text is None:
+            return champion
+        try:
+            version = int(version_text)
+        except ValueError:
+            raise HttpError(404, f"unknown model version {version_text!r}") from None
+        if version == champion.version:
+            return champion
+        with self._versions_lock:
+            cached = self._versions.get(version)
+            if cached is None:
+                try:
+                    cached = load_model(self.project, version)
+                except NotFoundError as exc:
+                    raise HttpError(404, exc.msg) from None
+                except MldeckError as exc:
+                    raise HttpError(500, f"cannot load version {version}: {exc.msg}") from None
+                self._versions[version] = cached
+        return cached
+
+    def _metadata(self, model: LoadedModel) -> dict[str, Any]:
+        versions = [
+            str(r["version"])
+            for r in self.project.catalog.rows(
+                "SELECT version FROM model_versions WHERE status = 'registered' ORDER BY version"
+            )
+        ]
+        return {
+            "name": self.model_name,
+            "versions": versions,
+            "platform": "onnxruntime_onnx",
+            "model_version": str(model.version),
+            "task": model.task,
+            "provider": model.provider,
+            "inputs": [
+                {"name": s.name, "datatype": s.datatype, "shape": [-1, 1]} for s in model.inputs
+            ],
+            "outputs": [
+                {"name": o.name, "datatype": o.datatype, "shape": o.shape} for o in model.outputs
+            ],
+        }
+
+    # -------------------------------------------------------------- scoring
+
+    def _score(
+        self, model: LoadedModel, feed: dict[str, np.ndarray], endpoint: str, request_id: str
+    ) -> dict[str, np.ndarray]:
+        started = time.perf_counter()
+        try:
+            outputs = model.run(feed)
+        except Exception as exc:  # onnxruntime rejects what got past the checks
+            raise bad_request(f"the model could not score this input: {exc}") from None
+        latency_ms = (time.perf_counter() - started) * 1000
+        self.prediction_log.submit(
+            ScoredBatch(
+                request_id=request_id,
+                served_at=utcnow(),
+                model_version=model.version,
+                endpoint=endpoint,
+                inputs=feed,
+                outputs=outputs,
+                latency_ms=latency_ms,
+            )
+        )
+        return outputs
+
+    @staticmethod
+    def _parse_json(body: bytes) -> Any:
+        if not body:
+            raise bad_request("empty body: expected JSON")
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise bad_request(f"malformed JSON: {exc}") from None
+
+    def _infer(
+        self, model: LoadedModel, body: bytes
+    ) -> tuple[str, int, bytes, list[tuple[bytes, bytes]], str, int]:
+        payload = self._parse_json(body)
+        feed = feed_from_columns(model, columns_from_oip(model, payload))
+        given_id = payload.get("id")
+        request_id = given_id if isinstance(given_id, str) and given_id else uuid.uuid4().hex
+        outputs = self._score(model, feed, "infer", request_id)
+        wanted = payload.get("outputs")
+        names = [o.name for o in model.outputs]
+        if isinstance(wanted, list) and wanted:
+            asked = [o.get("name") for o in wanted if isinstance(o, dict)]
+            unknown = [n for n in asked if n not in names]
+            if unknown:
+                raise bad_request(f"unknown output(s) {unknown}; the model has {names}")
+            names = [n for n in names if n in asked]
+        datatypes = {o.name: o.datatype for o in model.outputs}
+        response = {
+            "model_name": self.model_name,
+            "model_version": str(model.version),
+            "id": request_id,
+            "outputs": [
+                {
+                    "name": name,
+                    "datatype": datatypes[name],
+                    "shape": list(outputs[name].shape),
+                    "data": _finite(outputs[name].reshape(-1).tolist()),
+                }
+                for name in names
+            ],
+        }
+        rows = next(iter(feed.values())).shape[0]
+        headers = [(b"x-request-id", request_id.encode())]
+        return "infer", 200, dumps(response), headers, str(model.version), rows
+
+    def _invocations(
+        self, scope: Scope, body: bytes
+    ) -> tuple[str, int, bytes, list[tuple[bytes, bytes]], str, int]:
+        model = self.slot.model
+        content_type = ""
+        for name, value in scope.get("headers", []):
+            if name == b"content-type":
+                content_type = value.decode("latin-1").split(";")[0].strip().lower()
+        if content_type == "text/csv":
+            columns = columns_from_csv(body)
+        elif content_type in ("application/json", ""):
+            columns = columns_from_mlflow_json(self._parse_json(body))
+        else:
+            raise HttpError(415, f"content type {content_type!r}: use application/json or text/csv")
+        feed = feed_from_columns(model, columns)
+        request_id = uuid.uuid4().hex
+        outputs = self._score(model, feed, "invocations", request_id)
+        if model.task == "classification":
+            labels = outputs["label"].reshape(-1).tolist()
+            probabilities = outputs["probabilities"].tolist()
+            predictions: list[Any] = [
+                {"label": label, "probabilities": _finite(probs)}
+                for label, probs in zip(labels, probabilities, strict=True)
+            ]
+        else:
+            predictions = _finite(outputs["prediction"].reshape(-1).tolist())
+        headers = [
+            (b"x-request-id", request_id.encode()),
+            (b"x-model-version", str(model.version).encode()),
+        ]
+        rows = len(predictions)
+        return (
+            "invocations",
+            200,
+            dumps({"predictions": predictions}),
+            headers,
+            str(model.version),
+            rows,
+        )
+
+
+def create_app(project: Project, max_body_bytes: int = MAX_BODY_BYTES) -> ServingApp:
+    """The serving app for a project's champion, with its prediction log started.
+
+    Raises:
+        NotFoundError: the project has no champion yet.
+    """
+    champion = alias_version(project.catalog, CHAMPION)
+    if champion is None:
+        raise NotFoundError("there is no champion to serve yet (run `mldeck train`)")
+    slot = ModelSlot(load_model(project, champion))
+    return ServingApp(project, slot, PredictionLog(project.catalog), max_body_bytes)

@@ -1,0 +1,144 @@
+"""Loaded model versions and the slot that holds the one being served.
+
+A `LoadedModel` is immutable once built: a registered version's row, its
+onnxruntime session and its input specs. `ModelSlot` holds the champion; a swap
+is one reference assignment under a lock, so a request that already grabbed the
+old model finishes on it and every later request gets the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.project import Project
+from engine.registry import get_version
+from engine.scoring import load_session
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+
+# onnxruntime element types -> Open Inference Protocol datatypes.
+OIP_DATATYPES = {
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
+    "tensor(int64)": "INT64",
+    "tensor(int32)": "INT32",
+    "tensor(bool)": "BOOL",
+    "tensor(string)": "BYTES",
+}
+
+
+def pick_providers() -> list[str]:
+    """CUDA first when this onnxruntime build offers it, CPU always as the fallback."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [CUDA_PROVIDER, CPU_PROVIDER] if CUDA_PROVIDER in available else [CPU_PROVIDER]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: a raw feature column, fed as an [N, 1] tensor."""
+
+    name: str
+    is_string: bool
+    datatype: str
+    """The Open Inference Protocol datatype: BYTES for strings, FP32 for numbers."""
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    name: str
+    datatype: str
+    shape: list[int]
+    """-1 for the batch dimension (and any other dynamic one)."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered version ready to score."""
+
+    version: int
+    row: dict[str, Any]
+    session: onnxruntime.InferenceSession
+    inputs: list[InputSpec]
+    outputs: list[OutputSpec]
+    provider: str
+    """The execution provider onnxruntime actually uses for this session."""
+
+    @property
+    def task(self) -> str:
+        return str(self.row["task"])
+
+    def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output of the model for `feed` ([N, 1] tensors by input name)."""
+        names = [o.name for o in self.outputs]
+        return dict(zip(names, self.session.run(names, feed), strict=True))
+
+
+def _dims(shape: list[Any]) -> list[int]:
+    return [int(d) if str(d).isdigit() else -1 for d in shape]
+
+
+def load_model(project: Project, version: int, providers: list[str] | None = None) -> LoadedModel:
+    """Load a registered version (hash-verified ONNX) on CUDA when available, else CPU.
+
+    Raises:
+        NotFoundError: no such version.
+        MldeckError: its ONNX object is missing or corrupt.
+    """
+    row = get_version(project.catalog, version)
+    chosen = providers or pick_providers()
+    session = load_session(project, row, chosen)
+    used = session.get_providers()
+    inputs = [
+        InputSpec(
+            name=spec["name"],
+            is_string="string" in spec["type"],
+            datatype="BYTES" if "string" in spec["type"] else "FP32",
+        )
+        for spec in json.loads(row["inputs_json"])
+    ]
+    outputs = [
+        OutputSpec(
+            name=o.name,
+            datatype=OIP_DATATYPES.get(o.type, "BYTES"),
+            shape=_dims(list(o.shape)),
+        )
+        for o in session.get_outputs()
+    ]
+    return LoadedModel(
+        version=int(row["version"]),
+        row=row,
+        session=session,
+        inputs=inputs,
+        outputs=outputs,
+        provider=used[0] if used else CPU_PROVIDER,
+    )
+
+
+class ModelSlot:
+    """The model being served; swapped atomically."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self._model = model
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> LoadedModel:
+        """The current model; a caller keeps the object it got even across a swap."""
+        return self._model
+
+    def swap(self, model: LoadedModel) -> LoadedModel:
+        """Serve `model` from now on; returns the model it replaced."""
+        with self._lock:
+            old, self._model = self._model, model
+        return old
