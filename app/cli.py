@@ -65,10 +65,20 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 
 def open_here(ctx: click.Context) -> Project:
-    from engine.project import open_project
+    """Open the project for this command; refuse clearly when an engine holds it."""
+    from engine.owner import read_owner
+    from engine.project import STATE_DIR, find_root, open_project
     from engine.stage_runs import mark_interrupted
 
-    project = open_project(Path(ctx.obj["project"]))
+    root = find_root(Path(ctx.obj["project"]))
+    owner = read_owner(root / STATE_DIR)
+    if owner is not None:
+        raise MldeckError(
+            f"the project is held by `mldeck {' '.join(owner.parts)}` (process {owner.pid}, "
+            f"{owner.url}); `mldeck {ctx.info_name}` cannot go through it yet: stop it first",
+            title="Project in use",
+        )
+    project = open_project(root)
     mark_interrupted(project.catalog)
     ctx.call_on_close(project.close)
     return project
@@ -420,10 +430,10 @@ def promote(
     ctx: click.Context, version: int, reason: str, force: bool, actor: str, as_json: bool
 ) -> None:
     """Make VERSION the champion (recorded in the audit log)."""
-    from engine.registry import promote as do_promote
+    from engine.client import LocalEngine, remote_engine
 
-    project = open_here(ctx)
-    result = do_promote(project.catalog, version, actor=actor, reason=reason, force=force)
+    client = remote_engine(Path(ctx.obj["project"])) or LocalEngine(open_here(ctx))
+    result = client.promote(version, actor=actor, reason=reason, force=force)
     if as_json:
         output.print_json(result)
     else:
@@ -443,10 +453,10 @@ def promote(
 @click.pass_context
 def rollback(ctx: click.Context, reason: str, actor: str, as_json: bool) -> None:
     """Put the previous champion back (recorded in the audit log)."""
-    from engine.registry import rollback as do_rollback
+    from engine.client import LocalEngine, remote_engine
 
-    project = open_here(ctx)
-    result = do_rollback(project.catalog, actor=actor, reason=reason)
+    client = remote_engine(Path(ctx.obj["project"])) or LocalEngine(open_here(ctx))
+    result = client.rollback(actor=actor, reason=reason)
     if as_json:
         output.print_json(result)
     else:
@@ -468,12 +478,17 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Serve the champion over OIP v2 (/v2/...) and MLflow scoring (/invocations)."""
     import uvicorn
 
+    from engine.owner import claim, release
     from engine.serving.app import create_app
 
     project = open_here(ctx)
     app = create_app(project)
     host = host or project.config.serving_host
     port = project.config.serving_port if port is None else port
+    # Other commands reach this engine's control API on loopback.
+    local_host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    url_host = f"[{local_host}]" if ":" in local_host else local_host
+    claim(project.state_dir, f"http://{url_host}:{port}", ("serve",))
     model = app.slot.model
     output.stdout.print(
         f"Serving [bold]{app.model_name}[/] v{model.version} ({model.provider}) "
@@ -483,6 +498,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:
         app.close()
+        # The catalog is closed before the owner file goes: whoever sees the file
+        # gone can open the catalog.
+        project.close()
+        release(project.state_dir)
 
 
 # ------------------------------------------------------------------ status

@@ -6,7 +6,8 @@ Routes (the model name is the project's `name` in mldeck.toml):
       GET  /v2  /v2/health/live  /v2/health/ready
       GET  /v2/models/{name}[/versions/{v}]          metadata
       GET  /v2/models/{name}[/versions/{v}]/ready
-      POST /v2/models/{name}[/versions/{v}]/infer
+      GET  /v2/models/{name}[/versions/{v}]/config   a minimal Triton-style model config
+      POST /v2/models/{name}[/versions/{v}]/infer    JSON, or the binary tensor data extension
     MLflow scoring
       GET  /ping  /health
       POST /invocations   JSON dataframe_split | dataframe_records | instances | inputs, or text/csv
@@ -16,6 +17,10 @@ Without `/versions/{v}` the champion in the `ModelSlot` answers; any other
 registered version is loaded on first use and cached. Every scored request gets
 an id and its rows go to the `PredictionLog`. Bad requests get a 4xx with
 `{"error": "..."}` naming the problem.
+
+Infer requests and responses may use the binary tensor data extension (tensors
+as raw bytes after the JSON header; see `oip_binary`), which is what
+tritonclient's `InferenceServerClient` sends and asks for by default.
 
 MLflow answers: classification -> `{"predictions": [{"label": L, "probabilities": [..]}, ..]}`,
 regression -> `{"predictions": [y, ..]}`.
@@ -30,15 +35,18 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
 
 from engine.errors import MldeckError, NotFoundError
 from engine.features import MISSING_CATEGORY
+from engine.owner import project_token
 from engine.project import Project
 from engine.registry import CHAMPION, alias_version
+from engine.serving import oip_binary
+from engine.serving.control import ControlApi
 from engine.serving.model_slot import LoadedModel, ModelSlot, load_model
 from engine.serving.prediction_log import PredictionLog, ScoredBatch
 from storage.catalog import utcnow
@@ -47,6 +55,9 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+ColumnValues = list[Any] | np.ndarray
+"""One input column's values: a JSON list, or a flat array decoded from binary tensor data."""
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 """Request bodies larger than this get 413."""
@@ -84,7 +95,7 @@ def bad_request(msg: str) -> HttpError:
 # ------------------------------------------------------------------ input conversion
 
 
-def column_tensor(name: str, values: list[Any], is_string: bool) -> np.ndarray:
+def column_tensor(name: str, values: ColumnValues, is_string: bool) -> np.ndarray:
     """One input column as the [N, 1] tensor the model takes (nulls -> NaN or "")."""
     if is_string:
         out = np.empty((len(values), 1), dtype=object)
@@ -123,7 +134,9 @@ def column_tensor(name: str, values: list[Any], is_string: bool) -> np.ndarray:
     return array.reshape(-1, 1)
 
 
-def feed_from_columns(model: LoadedModel, columns: dict[str, list[Any]]) -> dict[str, np.ndarray]:
+def feed_from_columns(
+    model: LoadedModel, columns: Mapping[str, ColumnValues]
+) -> dict[str, np.ndarray]:
     """The model's feed from column name -> values; every input column must be present."""
     if not any(len(values) for values in columns.values()):
         raise bad_request("empty batch: no rows to score")
@@ -222,12 +235,12 @@ def columns_from_csv(body: bytes) -> dict[str, list[Any]]:
     return columns
 
 
-def columns_from_oip(model: LoadedModel, payload: Any) -> dict[str, list[Any]]:
+def columns_from_oip(model: LoadedModel, payload: Any) -> dict[str, ColumnValues]:
     """Column values from an OIP v2 infer request, checking datatype and shape."""
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
         raise bad_request('the body must be a JSON object with an "inputs" list')
     specs = {spec.name: spec for spec in model.inputs}
-    columns: dict[str, list[Any]] = {}
+    columns: dict[str, ColumnValues] = {}
     for i, tensor in enumerate(payload["inputs"]):
         if not isinstance(tensor, dict):
             raise bad_request(f"inputs[{i}] must be an object")
@@ -250,9 +263,11 @@ def columns_from_oip(model: LoadedModel, payload: Any) -> dict[str, list[Any]]:
             or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))
         ):
             raise bad_request(f"input {name!r}: shape {shape!r}, expected [N] or [N, 1]")
-        if not isinstance(data, list):
+        if isinstance(data, np.ndarray):
+            data = data.reshape(-1)  # binary tensor data, already decoded
+        elif not isinstance(data, list):
             raise bad_request(f"input {name!r}: data must be a list")
-        if data and isinstance(data[0], list):
+        elif data and isinstance(data[0], list):
             data = [v for row in data for v in (row if isinstance(row, list) else [row])]
         if len(data) != shape[0]:
             raise bad_request(
@@ -380,6 +395,7 @@ class ServingApp:
         self.max_body_bytes = max_body_bytes
         self.model_name = project.config.name
         self.metrics = Metrics()
+        self.control = ControlApi(project, slot, project_token(project.state_dir))
         self._versions: dict[int, LoadedModel] = {}
         self._versions_lock = threading.Lock()
 
@@ -408,15 +424,13 @@ class ServingApp:
         content_type = b"application/json"
         if endpoint == "metrics" and status == 200:
             content_type = b"text/plain; version=0.0.4; charset=utf-8"
+        if not any(name == b"content-type" for name, _ in headers):
+            headers = [(b"content-type", content_type), *headers]
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"content-length", str(len(payload)).encode()),
-                    *headers,
-                ],
+                "headers": [(b"content-length", str(len(payload)).encode()), *headers],
             }
         )
         await send({"type": "http.response.body", "body": payload})
@@ -433,7 +447,12 @@ class ServingApp:
             version = str(self.slot.model.version)
             if len(rest) >= 2 and rest[0] == "versions":
                 version, rest = rest[1][:20], rest[2:]
-            label = {(): "model_metadata", ("ready",): "model_ready", ("infer",): "infer"}
+            label = {
+                (): "model_metadata",
+                ("ready",): "model_ready",
+                ("config",): "model_config",
+                ("infer",): "infer",
+            }
             return label.get(tuple(rest), "unknown"), version
         return "other", ""
 
@@ -486,13 +505,17 @@ class ServingApp:
         if path == "/invocations":
             self._expect(method, "POST")
             return self._invocations(scope, body)
+        if path.startswith("/control/"):
+            headers = dict(scope.get("headers", []))
+            status, answer = self.control.handle(method, path, headers, body)
+            return "control", status, dumps(answer), [], "", 0
         if path == "/metrics":
             self._expect(method, "GET")
             text = self.metrics.render(self.slot.model.version, self.prediction_log.dropped_rows)
             return "metrics", 200, text.encode(), [], "", 0
         if path == "/v2":
             self._expect(method, "GET")
-            info = {"name": "mldeck", "version": "2", "extensions": []}
+            info = {"name": "mldeck", "version": "2", "extensions": [oip_binary.EXTENSION]}
             return "server_metadata", 200, dumps(info), [], "", 0
         if path in ("/v2/health/live", "/v2/health/ready"):
             self._expect(method, "GET")
@@ -505,8 +528,16 @@ class ServingApp:
                 0,
             )
         if len(parts) >= 3 and parts[:2] == ["v2", "models"]:
-            return self._model_route(method, parts[2], parts[3:], body)
+            return self._model_route(scope, method, parts[2], parts[3:], body)
         raise HttpError(404, f"no route {method} {path}")
+
+    @staticmethod
+    def _header(scope: Scope, name: bytes) -> str | None:
+        """A request header's value (`name` in lower case, as ASGI gives it)."""
+        for key, value in scope.get("headers", []):
+            if key == name:
+                return bytes(value).decode("latin-1")
+        return None
 
     @staticmethod
     def _expect(method: str, allowed: str) -> None:
@@ -514,7 +545,7 @@ class ServingApp:
             raise HttpError(405, f"method {method} not allowed here; use {allowed}")
 
     def _model_route(
-        self, method: str, name: str, rest: list[str], body: bytes
+        self, scope: Scope, method: str, name: str, rest: list[str], body: bytes
     ) -> tuple[str, int, bytes, list[tuple[bytes, bytes]], str, int]:
         if name != self.model_name:
             raise HttpError(404, f"unknown model {name!r}; this server serves {self.model_name!r}")
@@ -529,9 +560,12 @@ class ServingApp:
             self._expect(method, "GET")
             info = {"name": self.model_name, "version": str(model.version), "ready": True}
             return "model_ready", 200, dumps(info), [], str(model.version), 0
+        if rest == ["config"]:
+            self._expect(method, "GET")
+            return "model_config", 200, dumps(self._config(model)), [], str(model.version), 0
         if rest == ["infer"]:
             self._expect(method, "POST")
-            return self._infer(model, body)
+            return self._infer(model, body, self._header(scope, oip_binary.HEADER_LENGTH.encode()))
         raise HttpError(404, f"no route under /v2/models/{name}: {'/'.join(rest)}")
 
     def _model_for(self, version_text: str | None) -> LoadedModel:
@@ -578,6 +612,28 @@ class ServingApp:
             ],
         }
 
+    def _config(self, model: LoadedModel) -> dict[str, Any]:
+        """A minimal Triton model config: what tritonclient's `get_model_config` reads."""
+
+        def triton_type(datatype: str) -> str:
+            return "TYPE_STRING" if datatype == "BYTES" else f"TYPE_{datatype}"
+
+        return {
+            "name": self.model_name,
+            "platform": "onnxruntime_onnx",
+            "backend": "onnxruntime",
+            "version": str(model.version),
+            "max_batch_size": 0,
+            "input": [
+                {"name": s.name, "data_type": triton_type(s.datatype), "dims": [-1, 1]}
+                for s in model.inputs
+            ],
+            "output": [
+                {"name": o.name, "data_type": triton_type(o.datatype), "dims": o.shape}
+                for o in model.outputs
+            ],
+        }
+
     # -------------------------------------------------------------- scoring
 
     def _score(
@@ -612,13 +668,16 @@ class ServingApp:
             raise bad_request(f"malformed JSON: {exc}") from None
 
     def _infer(
-        self, model: LoadedModel, body: bytes
+        self, model: LoadedModel, body: bytes, header_length: str | None
     ) -> tuple[str, int, bytes, list[tuple[bytes, bytes]], str, int]:
-        payload = self._parse_json(body)
+        try:
+            length = oip_binary.parse_header_length(header_length, len(body))
+            json_part, binary_part = oip_binary.split_body(body, length)
+            payload = self._parse_json(json_part)
+            oip_binary.attach_binary_inputs(payload, binary_part)
+        except oip_binary.BinaryDataError as exc:
+            raise bad_request(str(exc)) from None
         feed = feed_from_columns(model, columns_from_oip(model, payload))
-        given_id = payload.get("id")
-        request_id = given_id if isinstance(given_id, str) and given_id else uuid.uuid4().hex
-        outputs = self._score(model, feed, "infer", request_id)
         wanted = payload.get("outputs")
         names = [o.name for o in model.outputs]
         if isinstance(wanted, list) and wanted:
@@ -627,33 +686,51 @@ class ServingApp:
             if unknown:
                 raise bad_request(f"unknown output(s) {unknown}; the model has {names}")
             names = [n for n in names if n in asked]
+        try:
+            binary = oip_binary.binary_outputs(payload, names)
+        except oip_binary.BinaryDataError as exc:
+            raise bad_request(str(exc)) from None
+        given_id = payload.get("id")
+        request_id = given_id if isinstance(given_id, str) and given_id else uuid.uuid4().hex
+        outputs = self._score(model, feed, "infer", request_id)
         datatypes = {o.name: o.datatype for o in model.outputs}
+        blobs: list[bytes] = []
+        answered: list[dict[str, Any]] = []
+        for name in names:
+            tensor: dict[str, Any] = {
+                "name": name,
+                "datatype": datatypes[name],
+                "shape": list(outputs[name].shape),
+            }
+            if name in binary:
+                raw = oip_binary.encode_tensor(datatypes[name], outputs[name])
+                tensor["parameters"] = {"binary_data_size": len(raw)}
+                blobs.append(raw)
+            else:
+                tensor["data"] = _finite(outputs[name].reshape(-1).tolist())
+            answered.append(tensor)
         response = {
             "model_name": self.model_name,
             "model_version": str(model.version),
             "id": request_id,
-            "outputs": [
-                {
-                    "name": name,
-                    "datatype": datatypes[name],
-                    "shape": list(outputs[name].shape),
-                    "data": _finite(outputs[name].reshape(-1).tolist()),
-                }
-                for name in names
-            ],
+            "outputs": answered,
         }
         rows = next(iter(feed.values())).shape[0]
         headers = [(b"x-request-id", request_id.encode())]
-        return "infer", 200, dumps(response), headers, str(model.version), rows
+        head = dumps(response)
+        if not blobs:
+            return "infer", 200, head, headers, str(model.version), rows
+        headers += [
+            (b"content-type", b"application/octet-stream"),
+            (oip_binary.HEADER_LENGTH.encode(), str(len(head)).encode()),
+        ]
+        return "infer", 200, head + b"".join(blobs), headers, str(model.version), rows
 
     def _invocations(
         self, scope: Scope, body: bytes
     ) -> tuple[str, int, bytes, list[tuple[bytes, bytes]], str, int]:
         model = self.slot.model
-        content_type = ""
-        for name, value in scope.get("headers", []):
-            if name == b"content-type":
-                content_type = value.decode("latin-1").split(";")[0].strip().lower()
+        content_type = (self._header(scope, b"content-type") or "").split(";")[0].strip().lower()
         if content_type == "text/csv":
             columns = columns_from_csv(body)
         elif content_type in ("application/json", ""):

@@ -1,0 +1,250 @@
+"""One engine owns a project: the owner file, and promote / rollback through a
+running `mldeck serve` (a real process) with a hot swap under load."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from engine.errors import ProjectError
+from engine.ingest import ingest_file
+from engine.owner import OWNER_FILE, claim, project_token, read_owner, release
+from engine.pipeline import train
+from engine.project import init_project, open_project
+from storage.audit import verify_chain
+from tests.conftest import REPO, append_models
+
+MODELS = """
+[models.linear]
+kind = "linear"
+
+[models.linear2]
+kind = "linear"
+C = 0.05
+"""
+
+
+# ------------------------------------------------------------------ owner file
+
+
+def test_token_is_private_and_stable(tmp_path: Path) -> None:
+    token = project_token(tmp_path)
+    assert len(token) >= 32
+    assert stat.S_IMODE((tmp_path / "token").stat().st_mode) == 0o600
+    assert project_token(tmp_path) == token
+
+
+def test_claim_read_release(tmp_path: Path) -> None:
+    assert read_owner(tmp_path) is None
+    owner = claim(tmp_path, "http://127.0.0.1:9", ("serve",))
+    assert read_owner(tmp_path) == owner
+    assert owner.pid == os.getpid()
+    release(tmp_path)
+    assert not (tmp_path / OWNER_FILE).exists()
+
+
+def test_a_live_owner_is_refused_and_a_dead_one_taken_over(tmp_path: Path) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        record = {"pid": sleeper.pid, "url": "http://127.0.0.1:9", "parts": ["serve"]}
+        (tmp_path / OWNER_FILE).write_text(json.dumps(record))
+        with pytest.raises(ProjectError, match=f"process {sleeper.pid}"):
+            claim(tmp_path, "http://127.0.0.1:10", ("serve",))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert read_owner(tmp_path) is None  # stale: its process is gone
+    assert claim(tmp_path, "http://127.0.0.1:10", ("serve",)).pid == os.getpid()
+
+
+# ------------------------------------------------------------------ a served project
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def mldeck(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "MLDECK_ACTOR": "tester"},
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
+    root = tmp_path_factory.mktemp("control") / "loans"
+    init_project(root, target="default", id_column="loan_id")
+    append_models(root, MODELS)
+    with open_project(root) as project:
+        ingest_file(project, small_reference)
+        result = train(project)
+    assert [o.version for o in result.outcomes] == [1, 2]
+    return root
+
+
+@pytest.fixture
+def served(template: Path, tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    root = tmp_path / "loans"
+    shutil.copytree(template, root)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/v2/health/ready")
+            if conn.getresponse().status == 200:
+                break
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            out, err = server.communicate(timeout=5)
+            pytest.fail(f"server did not start: {out} {err}")
+        time.sleep(0.2)
+    yield root, port
+    if server.poll() is None:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
+
+
+def invocation(
+    port: int, body: bytes, conn: http.client.HTTPConnection | None = None
+) -> tuple[int, str]:
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    return response.status, response.getheader("x-model-version") or ""
+
+
+@pytest.fixture(scope="module")
+def body(small_reference: Path) -> bytes:
+    frame = pl.read_csv(small_reference).head(3).drop("default")
+    return json.dumps({"dataframe_records": frame.to_dicts()}).encode()
+
+
+def test_promote_and_rollback_go_through_the_running_server(
+    served: tuple[Path, int], body: bytes
+) -> None:
+    root, port = served
+    owner = read_owner(root / ".mldeck")
+    assert owner is not None and owner.url == f"http://127.0.0.1:{port}"
+    assert invocation(port, body) == (200, "1")
+
+    promoted = mldeck("promote", "2", "--reason", "smaller C", cwd=root)
+    assert promoted.returncode == 0, promoted.stderr
+    assert "v1 -> v2" in promoted.stdout
+    assert invocation(port, body) == (200, "2")
+
+    # A command that would open the catalog says who holds it, no traceback.
+    status = mldeck("status", cwd=root)
+    assert status.returncode == 1
+    assert "held by `mldeck serve`" in status.stderr and "Traceback" not in status.stderr
+
+    unknown = mldeck("promote", "9", "--reason", "x", cwd=root)
+    assert unknown.returncode == 1 and "no model version 9" in unknown.stderr
+
+    rolled = mldeck("rollback", "--reason", "v2 misbehaves", "--json", cwd=root)
+    assert rolled.returncode == 0, rolled.stderr
+    assert json.loads(rolled.stdout) == {"champion": 1, "previous": 2}
+    assert invocation(port, body) == (200, "1")
+
+
+def test_control_routes_need_the_token(served: tuple[Path, int]) -> None:
+    _, port = served
+    for token in ("", "Bearer wrong"):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        headers = {"Content-Type": "application/json", "Authorization": token}
+        conn.request("POST", "/control/promote", body=b'{"version": 2}', headers=headers)
+        response = conn.getresponse()
+        assert response.status == 401
+        assert "token" in json.loads(response.read())["error"]
+
+
+def test_hot_swap_under_load_fails_no_request(served: tuple[Path, int], body: bytes) -> None:
+    root, port = served
+    results: list[tuple[int, str]] = []
+    promoted_at: list[int] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while not stop.is_set():
+            try:
+                results.append(invocation(port, body, conn))
+            except OSError as exc:  # a failed request: recorded, then the test fails
+                results.append((0, repr(exc)))
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    promoted = mldeck("promote", "2", "--reason", "swap under load", cwd=root)
+    promoted_at.append(len(results))
+    time.sleep(1.0)
+    stop.set()
+    for thread in threads:
+        thread.join()
+
+    assert promoted.returncode == 0, promoted.stderr
+    assert len(results) > 50
+    assert all(status == 200 for status, _ in results), [r for r in results if r[0] != 200][:3]
+    versions = [version for _, version in results]
+    assert set(versions) == {"1", "2"}
+    # Once the promote command returned, every later answer came from v2 (8 in flight may lag).
+    assert set(versions[promoted_at[0] + len(threads) :]) == {"2"}
+
+
+def test_audit_after_remote_promotions(served: tuple[Path, int]) -> None:
+    root, _ = served
+    assert mldeck("promote", "2", "--reason", "audited", cwd=root).returncode == 0
+    owner = read_owner(root / ".mldeck")
+    assert owner is not None
+    os.kill(owner.pid, signal.SIGINT)
+    deadline = time.monotonic() + 20
+    while read_owner(root / ".mldeck") is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert read_owner(root / ".mldeck") is None
+    assert not (root / ".mldeck" / OWNER_FILE).exists()
+    with open_project(root) as project:
+        entries: list[dict[str, Any]] = project.catalog.rows(
+            "SELECT actor, action, from_version, to_version, reason FROM audit_log ORDER BY entry_id"
+        )
+        assert verify_chain(project.catalog) is None
+    assert entries[-1] == {
+        "actor": "tester",
+        "action": "promote",
+        "from_version": 1,
+        "to_version": 2,
+        "reason": "audited",
+    }
