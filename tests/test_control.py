@@ -248,3 +248,26 @@ def test_audit_after_remote_promotions(served: tuple[Path, int]) -> None:
         "to_version": 2,
         "reason": "audited",
     }
+
+
+def test_prediction_log_survives_kill_9(served: tuple[Path, int], body: bytes) -> None:
+    """Rows older than the flush interval are in the catalog after a SIGKILL."""
+    from engine.serving.prediction_log import FLUSH_INTERVAL_S
+
+    root, port = served
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for _ in range(40):
+        assert invocation(port, body, conn)[0] == 200
+    time.sleep(FLUSH_INTERVAL_S * 3 + 0.5)
+    owner = read_owner(root / ".mldeck")
+    assert owner is not None
+    os.kill(owner.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while read_owner(root / ".mldeck") is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with open_project(root) as project:
+        logged = project.catalog.row(
+            "SELECT count(DISTINCT request_id) AS requests, count(*) AS rows FROM predictions "
+            "WHERE NOT shadow"
+        )
+    assert logged == {"requests": 40, "rows": 40 * 3}
