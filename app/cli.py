@@ -512,10 +512,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """What the project holds: batches, quarantine, recent runs, champion."""
-    from engine.status import project_status
+    from engine.client import LocalEngine, remote_engine
 
-    project = open_here(ctx)
-    info = project_status(project)
+    client = remote_engine(Path(ctx.obj["project"])) or LocalEngine(open_here(ctx))
+    info = client.status()
     if as_json:
         output.print_json(info)
         return
@@ -545,6 +545,14 @@ def _print_status(info: dict[str, Any]) -> None:
     if info["challenger"]:
         out.print(f"Challenger: v{info['challenger']['version']} {info['challenger']['name']}")
     out.print(f"Model versions: {info['model_versions']}")
+    serving = info.get("serving")
+    if serving:
+        out.print(
+            f"Serving: v{serving['version']} as {escape(serving['name'])} at {serving['url']} "
+            f"({serving['provider']})"
+        )
+    else:
+        out.print("Serving: not running (`mldeck serve`)")
     if info["quarantine"]:
         out.print(
             output.table(

@@ -37,7 +37,9 @@ def fmt_metric(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def fmt_time(value: datetime | None) -> str:
+def fmt_time(value: datetime | str | None) -> str:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.removesuffix("Z"))
     return "—" if value is None else value.strftime("%Y-%m-%d %H:%M")
 
 

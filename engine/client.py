@@ -27,6 +27,8 @@ class EngineClient(Protocol):
 
     def rollback(self, *, actor: str, reason: str) -> dict[str, Any]: ...
 
+    def status(self) -> dict[str, Any]: ...
+
 
 class LocalEngine:
     """Calls on a project this process has open."""
@@ -44,6 +46,11 @@ class LocalEngine:
 
         return rollback(self.project.catalog, actor=actor, reason=reason)
 
+    def status(self) -> dict[str, Any]:
+        from engine.status import project_status
+
+        return project_status(self.project)
+
 
 class RemoteEngine:
     """Calls sent to the engine that owns the project."""
@@ -52,11 +59,11 @@ class RemoteEngine:
         self.url = url.rstrip("/")
         self.token = token
 
-    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def _call(self, path: str, payload: dict[str, Any] | None) -> dict[str, Any]:
         request = urllib.request.Request(
             self.url + path,
-            data=json.dumps(payload).encode(),
-            method="POST",
+            data=None if payload is None else json.dumps(payload).encode(),
+            method="GET" if payload is None else "POST",
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
         )
         try:
@@ -76,13 +83,16 @@ class RemoteEngine:
             raise ProjectError(f"the engine at {self.url} does not answer: {exc}") from exc
 
     def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]:
-        return self._post(
+        return self._call(
             "/control/promote",
             {"version": version, "actor": actor, "reason": reason, "force": force},
         )
 
     def rollback(self, *, actor: str, reason: str) -> dict[str, Any]:
-        return self._post("/control/rollback", {"actor": actor, "reason": reason})
+        return self._call("/control/rollback", {"actor": actor, "reason": reason})
+
+    def status(self) -> dict[str, Any]:
+        return self._call("/control/status", None)
 
 
 def remote_engine(start: Path) -> RemoteEngine | None:

@@ -1,14 +1,34 @@
-"""What a project holds, as one JSON-ready dict (the CLI and the UI render it)."""
+"""What a project holds, as one JSON-ready dict (the CLI and the UI render it).
+
+Times are ISO 8601 strings in UTC, so the dict reads the same whether it was
+built here or came over the control API of the engine that owns the project.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from engine.project import Project
 from engine.registry import CHALLENGER, CHAMPION, alias_version, get_version, version_metrics
 
 
-def project_status(project: Project, recent: int = 10) -> dict[str, Any]:
+def iso(value: Any) -> Any:
+    return value.isoformat(timespec="seconds") + "Z" if isinstance(value, datetime) else value
+
+
+def _iso_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{key: iso(value) for key, value in row.items()} for row in rows]
+
+
+def project_status(
+    project: Project, recent: int = 10, serving: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Batches, quarantine, recent stage runs, champion and challenger.
+
+    Args:
+        serving: what the engine that owns the project serves, if one does.
+    """
     catalog = project.catalog
     counts = {
         r["status"]: int(r["n"])
@@ -53,9 +73,10 @@ def project_status(project: Project, recent: int = 10) -> dict[str, Any]:
         "batches": counts,
         "rows": int(rows["rows"]),
         "labelled_rows": int(rows["labelled"]),
-        "quarantine": quarantine,
-        "recent_runs": runs,
+        "quarantine": _iso_rows(quarantine),
+        "recent_runs": _iso_rows(runs),
         "champion": alias_info(CHAMPION),
         "challenger": alias_info(CHALLENGER),
         "model_versions": int(catalog.scalar("SELECT count(*) FROM model_versions")),
+        "serving": serving,
     }

@@ -165,10 +165,21 @@ def test_promote_and_rollback_go_through_the_running_server(
     assert "v1 -> v2" in promoted.stdout
     assert invocation(port, body) == (200, "2")
 
+    # status goes through the server and shows what it serves.
+    status = mldeck("status", "--json", cwd=root)
+    assert status.returncode == 0, status.stderr
+    info = json.loads(status.stdout)
+    assert info["champion"]["version"] == 2
+    assert info["serving"] == {
+        "url": f"http://127.0.0.1:{port}",
+        "version": 2,
+        "name": "loans",
+        "provider": "CPUExecutionProvider",
+    }
     # A command that would open the catalog says who holds it, no traceback.
-    status = mldeck("status", cwd=root)
-    assert status.returncode == 1
-    assert "held by `mldeck serve`" in status.stderr and "Traceback" not in status.stderr
+    models = mldeck("models", cwd=root)
+    assert models.returncode == 1
+    assert "held by `mldeck serve`" in models.stderr and "Traceback" not in models.stderr
 
     unknown = mldeck("promote", "9", "--reason", "x", cwd=root)
     assert unknown.returncode == 1 and "no model version 9" in unknown.stderr

@@ -15,9 +15,11 @@ import json
 from typing import Any
 
 from engine.errors import MldeckError, NotFoundError
+from engine.owner import read_owner
 from engine.project import Project
 from engine.registry import champion_history, get_version, promote, rollback
 from engine.serving.model_slot import ModelSlot, load_model
+from engine.status import project_status
 
 
 class ControlError(Exception):
@@ -40,6 +42,8 @@ class ControlApi:
         """Answer one control request: (status, JSON body)."""
         try:
             self._authorize(headers)
+            if path == "/control/status" and method == "GET":
+                return 200, self.status()
             if method != "POST":
                 raise ControlError(405, f"{path} takes POST")
             payload = self._payload(body)
@@ -54,6 +58,18 @@ class ControlApi:
             return 404, {"error": exc.msg, "title": exc.title}
         except MldeckError as exc:
             return 409, {"error": exc.msg, "title": exc.title}
+
+    def status(self) -> dict[str, Any]:
+        """The project's status plus what this engine serves."""
+        model = self.slot.model
+        owner = read_owner(self.project.state_dir)
+        serving = {
+            "url": owner.url if owner else None,
+            "version": model.version,
+            "name": self.project.config.name,
+            "provider": model.provider,
+        }
+        return project_status(self.project, serving=serving)
 
     def _authorize(self, headers: dict[bytes, bytes]) -> None:
         given = headers.get(b"authorization", b"").decode("latin-1")
