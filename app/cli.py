@@ -476,10 +476,9 @@ def rollback(ctx: click.Context, reason: str, actor: str, as_json: bool) -> None
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Serve the champion over OIP v2 (/v2/...) and MLflow scoring (/invocations)."""
-    import uvicorn
-
     from engine.owner import claim, release
     from engine.serving.app import create_app
+    from engine.serving.server import serve_app
 
     project = open_here(ctx)
     app = create_app(project)
@@ -495,7 +494,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         f"on http://{host}:{port}  (Ctrl-C stops)"
     )
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        serve_app(app, host, port)  # granian, one worker, in this process
     finally:
         app.close()
         # The catalog is closed before the owner file goes: whoever sees the file

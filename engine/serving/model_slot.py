@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy as np
 from engine.project import Project
 from engine.registry import get_version
 from engine.scoring import load_session
+from engine.serving.batching import MicroBatcher
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -73,6 +74,12 @@ class LoadedModel:
     outputs: list[OutputSpec]
     provider: str
     """The execution provider onnxruntime actually uses for this session."""
+    batcher: MicroBatcher = field(init=False, compare=False, repr=False)
+    """Scores this version's concurrent requests together (never mixed with another version's)."""
+
+    def __post_init__(self) -> None:
+        batcher = MicroBatcher([(s.name, s.is_string) for s in self.inputs], self.run)
+        object.__setattr__(self, "batcher", batcher)
 
     @property
     def task(self) -> str:

@@ -1,18 +1,17 @@
 """The prediction log: scored rows written to the catalog off the request path.
 
-A request hands its whole batch (input columns, outputs) to `PredictionLog.submit`,
-which never blocks: the queue is bounded, and when it is full the rows are
-counted as dropped instead. A background thread turns batches into rows (the
-JSON encoding happens there, not in the request) and writes them with its own
+A request hands its whole batch (input columns, outputs: the tensors as the
+model saw them, not copied or encoded) to `PredictionLog.submit`, which never
+blocks: the queue is bounded, and when it is full the rows are counted as
+dropped instead. A background thread stacks the queued tensors, JSON-encodes
+them column-wise in polars and inserts the frame (via Arrow) with its own
 DuckDB cursor, one transaction per flush.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import math
 import queue
 import threading
 import time
@@ -75,38 +74,82 @@ class ScoredBatch:
         return 0 if first is None else int(first.shape[0])
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-ready Python value; NaN becomes null."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+SCHEMA = pl.Schema(
+    {
+        "request_id": pl.Utf8(),
+        "row_index": pl.Int32(),
+        "served_at": pl.Datetime("us"),
+        "model_version": pl.Int64(),
+        "endpoint": pl.Utf8(),
+        "inputs_json": pl.Utf8(),
+        "output_json": pl.Utf8(),
+        "latency_ms": pl.Float64(),
+        "shadow": pl.Boolean(),
+    }
+)
 
 
-def batch_rows(batch: ScoredBatch) -> dict[str, list[Any]]:
-    """The batch as predictions-table columns, one row per scored row."""
-    n = batch.row_count
-    inputs = {
-        name: [_plain(v) for v in t.reshape(n, -1)[:, 0].tolist()]
-        for name, t in batch.inputs.items()
-    }
-    outputs = {name: t.reshape(n, -1).tolist() for name, t in batch.outputs.items()}
-    scalar_outputs = {name for name, t in batch.outputs.items() if t.size == n}
-    inputs_json = [json.dumps({k: v[i] for k, v in inputs.items()}) for i in range(n)]
-    output_json = [
-        json.dumps({k: (v[i][0] if k in scalar_outputs else v[i]) for k, v in outputs.items()})
-        for i in range(n)
-    ]
-    return {
-        "request_id": [batch.request_id] * n,
-        "row_index": list(range(n)),
-        "served_at": [batch.served_at] * n,
-        "model_version": [batch.model_version] * n,
-        "endpoint": [batch.endpoint] * n,
-        "inputs_json": inputs_json,
-        "output_json": output_json,
-        "latency_ms": [batch.latency_ms] * n,
-        "shadow": [batch.shadow] * n,
-    }
+def _series(name: str, values: np.ndarray) -> pl.Series:
+    """A tensor's values ([N] or [N, k]) as a column; NaN becomes null."""
+    if values.dtype == object:
+        return pl.Series(name, values.tolist(), dtype=pl.Utf8 if values.ndim == 1 else None)
+    series = pl.Series(name, values)
+    if series.dtype in (pl.Float32, pl.Float64):
+        series = series.fill_nan(None)
+    return series
+
+
+def _json_column(tensors: dict[str, list[np.ndarray]], n: int) -> pl.Series:
+    """One JSON object per row, {name: value}, from per-batch tensors stacked by name.
+
+    A tensor with one value per row is written as a scalar, a wider one as a list.
+    The encoding runs in polars (Rust), not row by row in Python.
+    """
+    columns = []
+    for name, parts in tensors.items():
+        stacked = np.concatenate([part.reshape(part.shape[0], -1) for part in parts])
+        columns.append(_series(name, stacked[:, 0] if stacked.shape[1] == 1 else stacked))
+    frame = pl.DataFrame(columns, height=n)
+    return frame.select(pl.struct(frame.columns).struct.json_encode()).to_series()
+
+
+def batches_frame(batches: list[ScoredBatch]) -> pl.DataFrame:
+    """The batches as predictions-table rows, one per scored row.
+
+    Batches are grouped by their input and output names (versions may differ in
+    them); within a group the tensors are stacked and JSON-encoded column-wise.
+    """
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[ScoredBatch]] = {}
+    for batch in batches:
+        if batch.row_count:
+            key = (tuple(batch.inputs), tuple(batch.outputs))
+            groups.setdefault(key, []).append(batch)
+    frames = []
+    for (input_names, output_names), group in groups.items():
+        counts = [batch.row_count for batch in group]
+        n = sum(counts)
+        inputs_json = _json_column({k: [b.inputs[k] for b in group] for k in input_names}, n)
+        output_json = _json_column({k: [b.outputs[k] for b in group] for k in output_names}, n)
+        frames.append(
+            pl.DataFrame(
+                {
+                    "request_id": np.repeat([b.request_id for b in group], counts),
+                    "row_index": np.concatenate([np.arange(c) for c in counts]),
+                    "served_at": np.repeat(
+                        np.array([b.served_at for b in group], dtype="datetime64[us]"), counts
+                    ),
+                    "model_version": np.repeat([b.model_version for b in group], counts),
+                    "endpoint": np.repeat([b.endpoint for b in group], counts),
+                    "inputs_json": inputs_json,
+                    "output_json": output_json,
+                    "latency_ms": np.repeat([b.latency_ms for b in group], counts),
+                    "shadow": np.repeat([b.shadow for b in group], counts),
+                }
+            ).cast(SCHEMA)
+        )
+    if not frames:
+        return pl.DataFrame(schema=SCHEMA)
+    return pl.concat(frames)
 
 
 class PredictionLog:
@@ -176,24 +219,7 @@ class PredictionLog:
             deadline = time.monotonic() + self._flush_interval_s
 
     def _flush(self, batches: list[ScoredBatch]) -> None:
-        columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
-        for batch in batches:
-            for name, values in batch_rows(batch).items():
-                columns[name].extend(values)
-        frame = pl.DataFrame(
-            columns,
-            schema={
-                "request_id": pl.Utf8,
-                "row_index": pl.Int32,
-                "served_at": pl.Datetime("us"),
-                "model_version": pl.Int64,
-                "endpoint": pl.Utf8,
-                "inputs_json": pl.Utf8,
-                "output_json": pl.Utf8,
-                "latency_ms": pl.Float64,
-                "shadow": pl.Boolean,
-            },
-        )
+        frame = batches_frame(batches)
         try:
             self._cursor.register("mldeck_pending_predictions", frame.to_arrow())
             self._cursor.execute("BEGIN TRANSACTION")

@@ -1,0 +1,46 @@
+"""Running the ASGI app on a socket: granian (default) or uvicorn, one worker, in this process.
+
+One process only: it is the one that writes the DuckDB catalog, and the
+prediction log and model slot live in it. granian's embedded server takes the
+app object itself (no import string, no worker process); `bench/serve.py`
+measures both servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any, Literal
+
+ServerKind = Literal["granian", "uvicorn"]
+SERVERS: tuple[ServerKind, ...] = ("granian", "uvicorn")
+
+
+def serve_app(app: Any, host: str, port: int, server: ServerKind = "granian") -> None:
+    """Serve `app` until SIGINT or SIGTERM; returns after a clean shutdown."""
+    if server == "uvicorn":
+        import uvicorn
+
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        return
+    asyncio.run(_serve_granian(app, host, port))
+
+
+async def _serve_granian(app: Any, host: str, port: int) -> None:
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server.embed import Server
+
+    server = Server(
+        app,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        websockets=False,
+        log_level=LogLevels.error,
+        log_access=False,
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, server.signal_handler_interrupt)
+    await server.serve()
