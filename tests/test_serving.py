@@ -37,6 +37,7 @@ kind = "linear"
 
 [models.linear2]
 kind = "linear"
+C = 0.05
 """
 
 
@@ -380,3 +381,51 @@ def test_serve_without_a_champion_says_so(make_project: Callable[..., Path]) -> 
     result = run_cli(["-C", str(root), "serve"])
     assert result.exit_code == 1
     assert "no champion to serve" in result.stderr
+
+
+def test_shadow_is_logged_and_never_returned(project: Project, rows: pl.DataFrame) -> None:
+    champion = alias_version(project.catalog, CHAMPION)
+    other = 2 if champion == 1 else 1
+    app = create_app(project, shadow_version=other)
+    try:
+        answers = [
+            call(app, "POST", "/invocations", {"dataframe_records": records(rows)})
+            for _ in range(3)
+        ]
+        mine = expected(app, rows)
+    finally:
+        app.close()
+    for answer in answers:
+        assert answer.status == 200
+        assert answer.headers["x-model-version"] == str(champion)
+        got = np.array([p["probabilities"] for p in answer.json()["predictions"]])
+        np.testing.assert_allclose(got, mine["probabilities"], rtol=0, atol=1e-6)
+
+    shadow_model = load_model(project, other)
+    theirs = shadow_model.session.run(
+        ["probabilities"], feed_for(rows, json.loads(shadow_model.row["inputs_json"]))
+    )[0]
+    assert not np.allclose(theirs, mine["probabilities"])  # v1 and v2 really differ
+    logged = project.catalog.rows(
+        "SELECT request_id, row_index, model_version, shadow, output_json FROM predictions"
+        " ORDER BY request_id, shadow, row_index"
+    )
+    ids = {a.headers["x-request-id"] for a in answers}
+    assert {r["request_id"] for r in logged} == ids
+    for request_id in ids:
+        served = [r for r in logged if r["request_id"] == request_id and not r["shadow"]]
+        shadowed = [r for r in logged if r["request_id"] == request_id and r["shadow"]]
+        assert [r["model_version"] for r in served] == [champion] * rows.height
+        assert [r["model_version"] for r in shadowed] == [other] * rows.height
+        shadow_probs = np.array([json.loads(r["output_json"])["probabilities"] for r in shadowed])
+        np.testing.assert_allclose(shadow_probs, theirs, rtol=0, atol=1e-6)
+
+
+def test_shadow_must_be_another_registered_version(project: Project) -> None:
+    from engine.errors import MldeckError
+
+    champion = alias_version(project.catalog, CHAMPION)
+    with pytest.raises(MldeckError, match="is the champion"):
+        create_app(project, shadow_version=champion)
+    with pytest.raises(MldeckError, match="no model version 9"):
+        create_app(project, shadow_version=9)

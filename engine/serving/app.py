@@ -52,6 +52,7 @@ from engine.serving.batching import ModelRunError, PreparedColumns
 from engine.serving.control import ControlApi
 from engine.serving.model_slot import LoadedModel, ModelSlot, load_model
 from engine.serving.prediction_log import PredictionLog, ScoredBatch
+from engine.serving.shadow import ShadowScorer
 from storage.catalog import utcnow
 
 Scope = MutableMapping[str, Any]
@@ -418,10 +419,13 @@ class ServingApp:
         slot: ModelSlot,
         prediction_log: PredictionLog,
         max_body_bytes: int = MAX_BODY_BYTES,
+        shadow: ShadowScorer | None = None,
     ) -> None:
         self.project = project
         self.slot = slot
         self.prediction_log = prediction_log
+        self.shadow = shadow
+        """Scores the champion's requests with a challenger, logged and never returned."""
         self.max_body_bytes = max_body_bytes
         self.model_name = project.config.name
         self.metrics = Metrics()
@@ -431,6 +435,8 @@ class ServingApp:
         self._versions_lock = threading.Lock()
 
     def close(self) -> None:
+        if self.shadow is not None:
+            self.shadow.close()
         self.prediction_log.close()
 
     # -------------------------------------------------------------- ASGI
@@ -700,6 +706,8 @@ class ServingApp:
                 latency_ms=latency_ms,
             )
         )
+        if self.shadow is not None and model is self.slot.model:
+            self.shadow.submit(request_id, endpoint, feed)
         return outputs
 
     @staticmethod
@@ -812,14 +820,34 @@ class ServingApp:
         )
 
 
-def create_app(project: Project, max_body_bytes: int = MAX_BODY_BYTES) -> ServingApp:
+def create_app(
+    project: Project, max_body_bytes: int = MAX_BODY_BYTES, shadow_version: int | None = None
+) -> ServingApp:
     """The serving app for a project's champion, with its prediction log started.
 
+    Args:
+        shadow_version: a registered version to score every champion request in
+            shadow (logged with `shadow = true`, never returned).
+
     Raises:
-        NotFoundError: the project has no champion yet.
+        NotFoundError: the project has no champion yet, or no such shadow version.
+        MldeckError: the shadow version needs inputs the champion's requests lack.
     """
     champion = alias_version(project.catalog, CHAMPION)
     if champion is None:
         raise NotFoundError("there is no champion to serve yet (run `mldeck train`)")
     slot = ModelSlot(load_model(project, champion))
-    return ServingApp(project, slot, PredictionLog(project.catalog), max_body_bytes)
+    prediction_log = PredictionLog(project.catalog)
+    shadow = None
+    if shadow_version is not None:
+        if shadow_version == champion:
+            raise MldeckError(f"v{shadow_version} is the champion; shadow another version")
+        shadow_model = load_model(project, shadow_version)
+        missing = {i.name for i in shadow_model.inputs} - {i.name for i in slot.model.inputs}
+        if missing:
+            raise MldeckError(
+                f"v{shadow_version} needs columns the champion v{champion} does not take: "
+                + ", ".join(sorted(missing))
+            )
+        shadow = ShadowScorer(shadow_model, prediction_log)
+    return ServingApp(project, slot, prediction_log, max_body_bytes, shadow)
