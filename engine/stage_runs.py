@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.owner import pid_alive
 from storage.catalog import Catalog, utcnow
 
 
@@ -59,22 +60,12 @@ def stage_run(catalog: Catalog, stage: str, inputs: dict[str, Any]) -> Iterator[
     )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def mark_interrupted(catalog: Catalog) -> int:
     """Mark `running` rows whose process is gone as `interrupted`; return how many."""
     stale = [
         r["run_id"]
         for r in catalog.rows("SELECT run_id, pid FROM stage_runs WHERE status = 'running'")
-        if r["pid"] is None or r["pid"] == os.getpid() or not _pid_alive(int(r["pid"]))
+        if r["pid"] is None or r["pid"] == os.getpid() or not pid_alive(int(r["pid"]))
     ]
     for run_id in stale:
         catalog.execute(
