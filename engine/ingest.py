@@ -305,6 +305,12 @@ def ingest_file(project: Project, path: Path, events: EventSink = ignore_events)
         con.close()
     detail = f"{rows} rows" if not errors else errors[0].message
     events(StageFinished("ingest", path.name, status, detail))
+    if status in ("accepted", "warned"):
+        # Stage 8: the batch's drift window against the champion (when it has a
+        # reference profile); recorded as a "monitor" stage run, never fails the ingest.
+        from engine.monitor import monitor_batch_recorded
+
+        monitor_batch_recorded(project, batch_id, events)
     return IngestResult(
         path,
         status,

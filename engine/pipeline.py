@@ -21,6 +21,7 @@ from engine.errors import MldeckError, TrainingError
 from engine.evaluate import apply_gates, better, classification_metrics, regression_metrics
 from engine.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.features import FeatureSpec, feature_spec
+from engine.monitor import record_reference_profile
 from engine.project import Project
 from engine.registry import (
     CHAMPION,
@@ -271,6 +272,19 @@ def _train_one(
             )
         events(StageFinished("train", candidate.name, "failed", message))
         return outcome
+    # Stage 8's reference profile (holdout rows + the holdout output already computed);
+    # a failure is recorded as a failed "profile" stage run, the version stays registered.
+    record_reference_profile(
+        project,
+        version,
+        dataset.holdout,
+        spec,
+        trained.holdout_output,
+        task=dataset.task,
+        classes=dataset.classes,
+        dataset_id=dataset.dataset_id,
+        events=events,
+    )
     outcome.status = "registered"
     outcome.version = version
     outcome.metrics = metrics

@@ -174,4 +174,33 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX predictions_request ON predictions (request_id);
         """,
     ),
+    Migration(
+        3,
+        "drift monitoring",
+        """
+        CREATE TABLE reference_profiles (
+            model_version BIGINT PRIMARY KEY,
+            fingerprint   VARCHAR NOT NULL,        -- sha256 of profile_json
+            profile_json  VARCHAR NOT NULL,        -- engine.drift.ReferenceProfile
+            created_at    TIMESTAMP NOT NULL
+        );
+
+        CREATE SEQUENCE drift_window_id_seq START 1;
+        CREATE TABLE drift_windows (
+            window_id        BIGINT PRIMARY KEY DEFAULT nextval('drift_window_id_seq'),
+            model_version    BIGINT NOT NULL,      -- the champion the window was checked against
+            source           VARCHAR NOT NULL,     -- batch | predictions
+            batch_id         BIGINT,               -- source = batch: the ingested batch
+            window_start     TIMESTAMP NOT NULL,
+            window_end       TIMESTAMP NOT NULL,
+            row_count        BIGINT NOT NULL,
+            summary_json     VARCHAR NOT NULL,     -- engine.drift.WindowSummary (additive)
+            report_json      VARCHAR NOT NULL,     -- engine.drift.DriftReport
+            dataset_drift    BOOLEAN NOT NULL,
+            drifted_features INTEGER NOT NULL,
+            created_at       TIMESTAMP NOT NULL
+        );
+        CREATE INDEX drift_windows_created ON drift_windows (created_at);
+        """,
+    ),
 ]
