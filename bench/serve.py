@@ -13,6 +13,14 @@ one row per row the server scored. Always exits 0.
 
     .venv/bin/python bench/serve.py                    # ~2.5 minutes
     .venv/bin/python bench/serve.py --duration 8 --servers granian
+    .venv/bin/python bench/serve.py --servers granian --only invocations:1:32 --project /tmp/p
+
+Diagnosis only (never the product's defaults): `--only` runs just the named
+cells (endpoint:rows:connections, comma-separated); `--project DIR` builds the
+project there once and reuses it on later runs; `--disable log,flush,metrics,batching,gc`
+switches those parts off in the served app by patching the child process, to
+price what each one costs. Figures taken with `--disable` do not count toward
+the targets (the targets are with logging on).
 """
 
 from __future__ import annotations
@@ -109,7 +117,39 @@ def in_process(root: Path, rows: int, seconds: float = 1.5) -> dict[str, float]:
     return {"us_per_call": elapsed / calls * 1e6, "rows_s": calls * rows / elapsed}
 
 
-def child(root: Path, port: int, server: str, stats: Path) -> None:
+DISABLE_CHOICES = ("log", "flush", "metrics", "batching", "gc", "threads")
+
+
+def disable_parts(app: Any, parts: list[str]) -> None:
+    """Diagnosis only: switch parts of the served app off to price them."""
+    import asyncio
+
+    if "log" in parts:
+        app.prediction_log.submit = lambda batch: True
+    if "flush" in parts:  # requests still queue their rows; the writer drops them
+        app.prediction_log._flush = lambda batches: None
+    if "threads" in parts:  # the log writer's DuckDB work on one thread, not both cores
+        app.prediction_log._cursor.execute("SET threads = 1")
+    if "gc" in parts:
+        import gc
+
+        gc.disable()  # serve_app's gc.collect() + gc.freeze() still run; only prices the collector
+    if "metrics" in parts:
+        app.metrics.observe = lambda *args, **kwargs: None
+    if "batching" in parts:
+        from engine.serving.batching import build_feed
+
+        batcher = app.slot.model.batcher
+
+        async def score_alone(columns: Any, rows: int) -> Any:
+            await asyncio.sleep(0)
+            feed = build_feed(batcher._inputs, [columns])
+            return feed, batcher._run_model(feed)
+
+        batcher.score = score_alone
+
+
+def child(root: Path, port: int, server: str, stats: Path, disable: list[str]) -> None:
     """The server process: the real app, the prediction log on, until SIGTERM."""
     from engine.project import open_project
     from engine.serving.app import create_app
@@ -117,13 +157,31 @@ def child(root: Path, port: int, server: str, stats: Path) -> None:
 
     project = open_project(root)
     app = create_app(project)
+    disable_parts(app, disable)
+    flushes: list[tuple[float, float, int]] = []  # (wall s, thread cpu s, batches) per flush
+    flush = app.prediction_log._flush
+
+    def timed_flush(batches: Any) -> None:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        flush(batches)
+        flushes.append((time.perf_counter() - wall, time.thread_time() - cpu, len(batches)))
+
+    setattr(app.prediction_log, "_flush", timed_flush)  # noqa: B010 (a method, replaced)
     try:
         serve_app(app, "127.0.0.1", port, server)  # type: ignore[arg-type]
     finally:
         app.close()
         log = app.prediction_log
         scored = sum(app.metrics.rows.values())
-        info = {"scored": scored, "written": log.written_rows, "dropped": log.dropped_rows}
+        info: dict[str, Any] = {
+            "scored": scored,
+            "written": log.written_rows,
+            "dropped": log.dropped_rows,
+        }
+        info["flushes"] = len(flushes)
+        info["flush_wall_s"] = sum(f[0] for f in flushes)
+        info["flush_cpu_s"] = sum(f[1] for f in flushes)
+        info["flush_max_wall_s"] = max((f[0] for f in flushes), default=0.0)
         stats.write_text(json.dumps({**info, "failed_flushes": log.failed_flushes}))
         project.close()
 
@@ -190,13 +248,20 @@ def logged_rows(root: Path) -> int:
 
 
 def bench_server(
-    root: Path, server: str, bodies: dict[tuple[str, int], Path], name: str, duration: int
+    root: Path,
+    server: str,
+    bodies: dict[tuple[str, int], Path],
+    name: str,
+    duration: int,
+    only: set[tuple[str, int, int]] | None = None,
+    disable: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     before = logged_rows(root)
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--child", str(root), "--port", str(port), "--server", server]
         + ["--stats", str(root.parent / f"{server}.stats.json")]
+        + (["--disable", ",".join(disable)] if disable else [])
     )
     results: list[dict[str, Any]] = []
     try:
@@ -206,9 +271,11 @@ def bench_server(
         paths = {"invocations": "/invocations", "infer": f"/v2/models/{name}/infer"}
         for (endpoint, rows), body_file in bodies.items():
             for connections in (1, 32):
+                if only is not None and (endpoint, rows, connections) not in only:
+                    continue
                 url = f"http://127.0.0.1:{port}{paths[endpoint]}"
                 run_wrk(url, body_file, connections, 1)  # warm-up
-                r = run_wrk(url, body_file, connections, duration)
+                r: dict[str, Any] = dict(run_wrk(url, body_file, connections, duration))
                 r.update(server=server, endpoint=endpoint, rows=rows, connections=connections)
                 r["rows_s"] = r.get("rps", 0.0) * rows
                 results.append(r)
@@ -231,13 +298,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
     parser.add_argument("--servers", default="granian,uvicorn")
+    parser.add_argument(
+        "--only", help="run only these cells: endpoint:rows:conns[,...], e.g. invocations:1:32"
+    )
+    parser.add_argument("--project", type=Path, help="build the project here once, then reuse it")
+    parser.add_argument(
+        "--disable",
+        default="",
+        help=f"diagnosis only: switch off parts of the served app ({', '.join(DISABLE_CHOICES)})",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--server", default="granian", help=argparse.SUPPRESS)
     parser.add_argument("--stats", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    disable = [part for part in args.disable.split(",") if part]
+    unknown = set(disable) - set(DISABLE_CHOICES)
+    if unknown:
+        parser.error(f"--disable: unknown part(s) {sorted(unknown)}; choose from {DISABLE_CHOICES}")
+    only = None
+    if args.only:
+        only = set()
+        for cell in args.only.split(","):
+            endpoint, rows, conns = cell.split(":")
+            only.add((endpoint, int(rows), int(conns)))
     if args.child:
-        child(args.child, args.port, args.server, args.stats)
+        child(args.child, args.port, args.server, args.stats, disable)
         return
     if shutil.which("wrk") is None:
         print("wrk is not installed: `sudo apt-get install -y wrk` (or build it from")
@@ -247,9 +333,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mldeck-bench-serve-"))
     try:
         root = tmp / "loans"
-        started = time.perf_counter()
-        build_project(root)
-        print(f"project built and trained in {time.perf_counter() - started:.1f} s")
+        if args.project is not None:
+            root = args.project.resolve()
+        if not (root / "mldeck.toml").exists():
+            started = time.perf_counter()
+            build_project(root)
+            print(f"project built and trained in {time.perf_counter() - started:.1f} s")
+        else:
+            print(f"reusing the project at {root}")
         bodies: dict[tuple[str, int], Path] = {}
         name = ""
         for rows in (1, 100):
@@ -264,6 +355,8 @@ def main() -> None:
         with open_project(root) as project:
             row = get_version(project.catalog, alias_version(project.catalog, CHAMPION) or 0)
         print(f"champion: v{row['version']} {row['name']} ({row['kind']})")
+        if disable:
+            print(f"DIAGNOSIS ONLY, not the product: disabled {', '.join(disable)}")
         ceiling = {rows: in_process(root, rows) for rows in (1, 100)}
         for rows, c in ceiling.items():
             print(
@@ -273,7 +366,7 @@ def main() -> None:
         all_results: list[dict[str, Any]] = []
         logs: dict[str, dict[str, float]] = {}
         for server in args.servers.split(","):
-            results, log = bench_server(root, server, bodies, name, args.duration)
+            results, log = bench_server(root, server, bodies, name, args.duration, only, disable)
             all_results += results
             logs[server] = log
             ceiling_again = {rows: in_process(root, rows, 1.0) for rows in (1, 100)}
@@ -314,7 +407,9 @@ def report(
         print(
             f"prediction log ({server}): rows scored {log['scored']:,.0f}, logged {log['logged']:,.0f}, "
             f"dropped {log['dropped']:,.0f}, failed flushes {log['failed_flushes']}, "
-            f"difference {missing:,.0f} -> "
+            f"difference {missing:,.0f}; {log.get('flushes', 0):.0f} flushes, "
+            f"{log.get('flush_wall_s', 0):.2f} s wall / {log.get('flush_cpu_s', 0):.2f} s "
+            f"writer-thread CPU in all, longest {log.get('flush_max_wall_s', 0) * 1000:.0f} ms -> "
             + ("PASS" if missing == 0 and log["dropped"] == 0 else "FAIL")
         )
     print()

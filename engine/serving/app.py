@@ -28,6 +28,7 @@ regression -> `{"predictions": [y, ..]}`.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import itertools
@@ -162,6 +163,9 @@ def prepare_columns(
     missing = [spec.name for spec in model.inputs if spec.name not in columns]
     if missing:
         raise bad_request(f"missing column(s): {', '.join(missing)}")
+    fast = _prepare_plain_lists(model, columns)
+    if fast is not None:
+        return fast
     prepared = {
         spec.name: prepare_column(spec.name, columns[spec.name], spec.is_string)
         for spec in model.inputs
@@ -172,6 +176,44 @@ def prepare_columns(
     if not sizes or sizes == {0}:
         raise bad_request("empty batch: no rows to score")
     return prepared, sizes.pop()
+
+
+_NONE_TYPE = type(None)
+_NUMBER_OR_NONE = frozenset((float, int, _NONE_TYPE))
+_STR_OR_NONE = frozenset((str, _NONE_TYPE))
+
+
+def _prepare_plain_lists(
+    model: LoadedModel, columns: Mapping[str, ColumnValues]
+) -> tuple[PreparedColumns, int] | None:
+    """The common case in a few calls: every input a plain list that already holds
+    the right types (strings for string inputs, floats/ints for number inputs,
+    nulls in either) and all of the same length: one type set over all string
+    values, one over all number values. None when anything differs; `prepare_columns` then checks
+    column by column (with its error messages) as before.
+    """
+    names = model.input_names
+    values = [columns[name] for name in names]
+    if not all(type(v) is list for v in values):
+        return None
+    rows = len(values[0])
+    if rows == 0 or any(len(v) != rows for v in values):
+        return None
+    strings = [values[i] for i in model.string_positions]
+    numbers = [values[i] for i in model.number_positions]
+    string_types = set(map(type, itertools.chain.from_iterable(strings)))
+    number_types = set(map(type, itertools.chain.from_iterable(numbers)))
+    if not string_types <= _STR_OR_NONE or not number_types <= _NUMBER_OR_NONE:
+        return None
+    if _NONE_TYPE in string_types:  # nulls -> the missing category, as prepare_column does
+        for i in model.string_positions:
+            if None in values[i]:
+                values[i] = [MISSING_CATEGORY if v is None else v for v in values[i]]
+    if _NONE_TYPE in number_types:  # nulls -> NaN, as prepare_column does
+        for i in model.number_positions:
+            if None in values[i]:
+                values[i] = [math.nan if v is None else v for v in values[i]]
+    return dict(zip(names, values, strict=True)), rows
 
 
 def columns_from_records(records: Any, where: str) -> dict[str, list[Any]]:
@@ -194,6 +236,10 @@ def columns_from_split(split: Any) -> dict[str, list[Any]]:
     names, data = split["columns"], split["data"]
     if not isinstance(names, list) or not isinstance(data, list):
         raise bad_request("dataframe_split: columns and data must be lists")
+    width = len(names)
+    if data and width and all(type(row) is list and len(row) == width for row in data):
+        # the common case: one transposition in C instead of a list per column
+        return dict(zip(map(str, names), map(list, zip(*data, strict=True)), strict=True))
     for i, row in enumerate(data):
         if not isinstance(row, list) or len(row) != len(names):
             raise bad_request(
@@ -300,74 +346,111 @@ def columns_from_oip(model: LoadedModel, payload: Any) -> dict[str, ColumnValues
 
 
 class Metrics:
-    """Counters and a latency histogram, rendered in Prometheus text format."""
+    """Counters and a latency histogram, rendered in Prometheus text format.
+
+    `observe` runs once per request on the event loop, so it only bumps one
+    plain per-(endpoint, version, status) record (count, latency sum, rows and a
+    bucket count found by bisection); the Prometheus series are aggregated from
+    those records when `/metrics` is read.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str], int] = {}
-        self.errors: dict[tuple[str, str, int], int] = {}
-        self.rows: dict[str, int] = {}
-        self.latency_counts: dict[str, list[int]] = {}
-        self.latency_sum: dict[str, float] = {}
+        self._records: dict[tuple[str, str, int], list[Any]] = {}
+        """(endpoint, version, status) -> [requests, latency sum, rows, per-bucket counts]."""
 
     def observe(self, endpoint: str, version: str, status: int, seconds: float, rows: int) -> None:
-        with self._lock:
-            key = (endpoint, version)
-            self.requests[key] = self.requests.get(key, 0) + 1
-            if status >= 400:
-                error_key = (endpoint, version, status)
-                self.errors[error_key] = self.errors.get(error_key, 0) + 1
-            if rows:
-                self.rows[version] = self.rows.get(version, 0) + rows
-            counts = self.latency_counts.setdefault(endpoint, [0] * (len(LATENCY_BUCKETS_S) + 1))
-            for i, bound in enumerate(LATENCY_BUCKETS_S):
-                if seconds <= bound:
-                    counts[i] += 1
-            counts[-1] += 1
-            self.latency_sum[endpoint] = self.latency_sum.get(endpoint, 0.0) + seconds
+        record = self._records.get((endpoint, version, status))
+        if record is None:
+            with self._lock:
+                record = self._records.setdefault(
+                    (endpoint, version, status), [0, 0.0, 0, [0] * (len(LATENCY_BUCKETS_S) + 1)]
+                )
+        record[0] += 1
+        record[1] += seconds
+        record[2] += rows
+        record[3][bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
+
+    @property
+    def requests(self) -> dict[tuple[str, str], int]:
+        """Requests by (endpoint, version)."""
+        totals: dict[tuple[str, str], int] = {}
+        for (endpoint, version, _), record in list(self._records.items()):
+            totals[(endpoint, version)] = totals.get((endpoint, version), 0) + record[0]
+        return totals
+
+    @property
+    def errors(self) -> dict[tuple[str, str, int], int]:
+        """Requests answered 4xx or 5xx, by (endpoint, version, status)."""
+        return {key: record[0] for key, record in list(self._records.items()) if key[2] >= 400}
+
+    @property
+    def rows(self) -> dict[str, int]:
+        """Rows scored, by version (versions that scored none are left out)."""
+        totals: dict[str, int] = {}
+        for (_, version, _), record in list(self._records.items()):
+            if record[2]:
+                totals[version] = totals.get(version, 0) + record[2]
+        return totals
+
+    def _latency(self) -> tuple[dict[str, list[int]], dict[str, float]]:
+        """Cumulative bucket counts (the last one is +Inf) and latency sums, by endpoint."""
+        counts: dict[str, list[int]] = {}
+        sums: dict[str, float] = {}
+        for (endpoint, _, _), record in list(self._records.items()):
+            per_bucket = counts.setdefault(endpoint, [0] * (len(LATENCY_BUCKETS_S) + 1))
+            for i, n in enumerate(record[3]):
+                per_bucket[i] += n
+            sums[endpoint] = sums.get(endpoint, 0.0) + record[1]
+        cumulative = {
+            endpoint: list(itertools.accumulate(per_bucket))
+            for endpoint, per_bucket in counts.items()
+        }
+        return cumulative, sums
 
     def render(self, champion: int, dropped_rows: int) -> str:
         lines = [
             "# HELP mldeck_requests_total Requests by endpoint and answering model version.",
             "# TYPE mldeck_requests_total counter",
         ]
-        with self._lock:
-            for (endpoint, version), n in sorted(self.requests.items()):
+        requests, errors, rows = self.requests, self.errors, self.rows
+        latency_counts, latency_sum = self._latency()
+        for (endpoint, version), n in sorted(requests.items()):
+            lines.append(
+                f'mldeck_requests_total{{endpoint="{endpoint}",model_version="{version}"}} {n}'
+            )
+        lines += [
+            "# HELP mldeck_request_errors_total Requests answered with a 4xx or 5xx.",
+            "# TYPE mldeck_request_errors_total counter",
+        ]
+        for (endpoint, version, status), n in sorted(errors.items()):
+            lines.append(
+                f'mldeck_request_errors_total{{endpoint="{endpoint}",model_version="{version}",status="{status}"}} {n}'
+            )
+        lines += [
+            "# HELP mldeck_rows_scored_total Rows scored, by model version.",
+            "# TYPE mldeck_rows_scored_total counter",
+        ]
+        for version, n in sorted(rows.items()):
+            lines.append(f'mldeck_rows_scored_total{{model_version="{version}"}} {n}')
+        lines += [
+            "# HELP mldeck_request_duration_seconds Request latency, by endpoint.",
+            "# TYPE mldeck_request_duration_seconds histogram",
+        ]
+        for endpoint, counts in sorted(latency_counts.items()):
+            for bound, n in zip(LATENCY_BUCKETS_S, counts, strict=False):
                 lines.append(
-                    f'mldeck_requests_total{{endpoint="{endpoint}",model_version="{version}"}} {n}'
+                    f'mldeck_request_duration_seconds_bucket{{endpoint="{endpoint}",le="{bound}"}} {n}'
                 )
-            lines += [
-                "# HELP mldeck_request_errors_total Requests answered with a 4xx or 5xx.",
-                "# TYPE mldeck_request_errors_total counter",
-            ]
-            for (endpoint, version, status), n in sorted(self.errors.items()):
-                lines.append(
-                    f'mldeck_request_errors_total{{endpoint="{endpoint}",model_version="{version}",status="{status}"}} {n}'
-                )
-            lines += [
-                "# HELP mldeck_rows_scored_total Rows scored, by model version.",
-                "# TYPE mldeck_rows_scored_total counter",
-            ]
-            for version, n in sorted(self.rows.items()):
-                lines.append(f'mldeck_rows_scored_total{{model_version="{version}"}} {n}')
-            lines += [
-                "# HELP mldeck_request_duration_seconds Request latency, by endpoint.",
-                "# TYPE mldeck_request_duration_seconds histogram",
-            ]
-            for endpoint, counts in sorted(self.latency_counts.items()):
-                for bound, n in zip(LATENCY_BUCKETS_S, counts, strict=False):
-                    lines.append(
-                        f'mldeck_request_duration_seconds_bucket{{endpoint="{endpoint}",le="{bound}"}} {n}'
-                    )
-                lines.append(
-                    f'mldeck_request_duration_seconds_bucket{{endpoint="{endpoint}",le="+Inf"}} {counts[-1]}'
-                )
-                lines.append(
-                    f'mldeck_request_duration_seconds_sum{{endpoint="{endpoint}"}} {self.latency_sum[endpoint]}'
-                )
-                lines.append(
-                    f'mldeck_request_duration_seconds_count{{endpoint="{endpoint}"}} {counts[-1]}'
-                )
+            lines.append(
+                f'mldeck_request_duration_seconds_bucket{{endpoint="{endpoint}",le="+Inf"}} {counts[-1]}'
+            )
+            lines.append(
+                f'mldeck_request_duration_seconds_sum{{endpoint="{endpoint}"}} {latency_sum[endpoint]}'
+            )
+            lines.append(
+                f'mldeck_request_duration_seconds_count{{endpoint="{endpoint}"}} {counts[-1]}'
+            )
         lines += [
             "# HELP mldeck_champion_version The model version the server answers with by default.",
             "# TYPE mldeck_champion_version gauge",

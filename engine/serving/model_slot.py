@@ -77,9 +77,22 @@ class LoadedModel:
     batcher: MicroBatcher = field(init=False, compare=False, repr=False)
     """Scores this version's concurrent requests together (never mixed with another version's)."""
 
+    input_names: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    """The input names, in the model's order."""
+    string_positions: tuple[int, ...] = field(init=False, compare=False, repr=False)
+    """Positions in `input_names` of the string inputs."""
+    number_positions: tuple[int, ...] = field(init=False, compare=False, repr=False)
+    """Positions in `input_names` of the number inputs."""
+
     def __post_init__(self) -> None:
         batcher = MicroBatcher([(s.name, s.is_string) for s in self.inputs], self.run)
         object.__setattr__(self, "batcher", batcher)
+        object.__setattr__(self, "input_names", tuple(s.name for s in self.inputs))
+        positions = list(enumerate(self.inputs))
+        strings = tuple(i for i, s in positions if s.is_string)
+        numbers = tuple(i for i, s in positions if not s.is_string)
+        object.__setattr__(self, "string_positions", strings)
+        object.__setattr__(self, "number_positions", numbers)
 
     @property
     def task(self) -> str:
