@@ -86,15 +86,26 @@ def model_frame(frame: pl.DataFrame, spec: FeatureSpec) -> pl.DataFrame:
     )
 
 
-def onnx_feed(frame: pl.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray]:
+def tensor_feed(
+    frame: pl.DataFrame,
+    numeric: tuple[str, ...] | list[str],
+    categorical: tuple[str, ...] | list[str],
+    missing_category: str = MISSING_CATEGORY,
+) -> dict[str, np.ndarray]:
     """One [N, 1] tensor per raw column: float32 (NaN for nulls) or object strings."""
-    prepared = model_frame(frame, spec)
     feed: dict[str, np.ndarray] = {}
-    for c in spec.numeric:
-        feed[c] = prepared[c].fill_null(float("nan")).to_numpy().astype(np.float32).reshape(-1, 1)
-    for c in spec.categorical:
-        feed[c] = prepared[c].to_numpy().astype(object).reshape(-1, 1)
+    for c in numeric:
+        values = frame[c].cast(pl.Float32).fill_null(float("nan")).to_numpy()
+        feed[c] = values.astype(np.float32).reshape(-1, 1)
+    for c in categorical:
+        values = frame[c].cast(pl.Utf8).fill_null(missing_category).to_numpy()
+        feed[c] = values.astype(object).reshape(-1, 1)
     return feed
+
+
+def onnx_feed(frame: pl.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """The feed of a model trained on `spec`."""
+    return tensor_feed(frame, spec.numeric, spec.categorical, spec.missing_category)
 
 
 def build_preprocessor(spec: FeatureSpec) -> ColumnTransformer:

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from engine.errors import MldeckError, as_mldeck_error
-from engine.features import MISSING_CATEGORY
+from engine.features import tensor_feed
 from engine.onnx_tools import make_session, run_model
 from engine.project import Project
 from storage.errors import StorageError
@@ -31,19 +31,13 @@ def load_session(
 
 def feed_for(frame: pl.DataFrame, inputs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     """Build the [N, 1] input tensors a model's recorded inputs ask for."""
-    feed: dict[str, np.ndarray] = {}
     for spec in inputs:
-        name = spec["name"]
-        if name not in frame.columns:
-            raise MldeckError(f"column {name!r} is missing", title="Missing column")
-        column = frame[name]
-        if "string" in spec["type"]:
-            values = column.cast(pl.Utf8).fill_null(MISSING_CATEGORY).to_numpy()
-            feed[name] = values.astype(object).reshape(-1, 1)
-        else:
-            values = column.cast(pl.Float32).fill_null(float("nan")).to_numpy()
-            feed[name] = values.astype(np.float32).reshape(-1, 1)
-    return feed
+        if spec["name"] not in frame.columns:
+            raise MldeckError(f"column {spec['name']!r} is missing", title="Missing column")
+    strings = [s["name"] for s in inputs if "string" in s["type"]]
+    numbers = [s["name"] for s in inputs if "string" not in s["type"]]
+    feed = tensor_feed(frame, numbers, strings)
+    return {s["name"]: feed[s["name"]] for s in inputs}
 
 
 def score_version(project: Project, version_row: dict[str, Any], frame: pl.DataFrame) -> np.ndarray:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -103,3 +108,57 @@ def run_cli(args: list[str], cwd: Path | None = None) -> Result:
         return runner.invoke(cli, args, catch_exceptions=False)
     finally:
         os.chdir(old)
+
+
+# Two linear candidates that really differ (v1, v2): serving, swap and shadow tests.
+TWO_LINEAR = """
+[models.linear]
+kind = "linear"
+
+[models.linear2]
+kind = "linear"
+C = 0.05
+"""
+
+
+def build_trained(root: Path, data: Path, models: str) -> list[int]:
+    """init + ingest `data` + train `models` in a new project at `root`; the registered versions."""
+    from engine.ingest import ingest_file
+    from engine.pipeline import train
+
+    init_project(root, target="default", id_column="loan_id")
+    append_models(root, models)
+    with open_project(root) as project:
+        ingest_file(project, data)
+        result = train(project)
+    return [o.version for o in result.outcomes if o.version is not None]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_in_thread(app: Any) -> Iterator[int]:
+    """Run an ASGI app behind uvicorn on 127.0.0.1 in a thread; yields its port."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+    assert not thread.is_alive()

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -22,22 +21,10 @@ import polars as pl
 import pytest
 
 from engine.errors import ProjectError
-from engine.ingest import ingest_file
 from engine.owner import OWNER_FILE, claim, project_token, read_owner, release
-from engine.pipeline import train
-from engine.project import init_project, open_project
+from engine.project import open_project
 from storage.audit import verify_chain
-from tests.conftest import REPO, append_models
-
-MODELS = """
-[models.linear]
-kind = "linear"
-
-[models.linear2]
-kind = "linear"
-C = 0.05
-"""
-
+from tests.conftest import REPO, TWO_LINEAR, build_trained, free_port
 
 # ------------------------------------------------------------------ owner file
 
@@ -75,12 +62,6 @@ def test_a_live_owner_is_refused_and_a_dead_one_taken_over(tmp_path: Path) -> No
 # ------------------------------------------------------------------ a served project
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def mldeck(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
@@ -95,12 +76,7 @@ def mldeck(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
     root = tmp_path_factory.mktemp("control") / "loans"
-    init_project(root, target="default", id_column="loan_id")
-    append_models(root, MODELS)
-    with open_project(root) as project:
-        ingest_file(project, small_reference)
-        result = train(project)
-    assert [o.version for o in result.outcomes] == [1, 2]
+    assert build_trained(root, small_reference, TWO_LINEAR) == [1, 2]
     return root
 
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
-import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,33 +19,18 @@ import numpy as np
 import polars as pl
 import pytest
 
-from engine.ingest import ingest_file
-from engine.pipeline import train
-from engine.project import Project, init_project, open_project
+from engine.project import Project
 from engine.registry import CHAMPION, alias_version
 from engine.scoring import feed_for
 from engine.serving.app import ServingApp, create_app
 from engine.serving.model_slot import load_model
-from tests.conftest import append_models, run_cli
-
-MODELS = """
-[models.linear]
-kind = "linear"
-
-[models.linear2]
-kind = "linear"
-C = 0.05
-"""
+from tests.conftest import TWO_LINEAR, build_trained, run_cli, serve_in_thread
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
     root = tmp_path_factory.mktemp("serving") / "loans"
-    init_project(root, target="default", id_column="loan_id")
-    append_models(root, MODELS)
-    with open_project(root) as project:
-        ingest_file(project, small_reference)
-        train(project)
+    build_trained(root, small_reference, TWO_LINEAR)
     return root
 
 
@@ -346,18 +328,7 @@ def test_swap_serves_the_new_version(app: ServingApp, project: Project, rows: pl
 
 
 def test_real_socket(app: ServingApp, rows: pl.DataFrame) -> None:
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
+    with serve_in_thread(app) as port:
         base = f"http://127.0.0.1:{port}"
         with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=5) as ready:
             assert ready.status == 200
@@ -369,11 +340,6 @@ def test_real_socket(app: ServingApp, rows: pl.DataFrame) -> None:
         with urllib.request.urlopen(request, timeout=5) as answer:
             assert answer.headers["x-model-version"] == str(app.slot.model.version)
             assert len(json.loads(answer.read())["predictions"]) == 5
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-    assert not thread.is_alive()
 
 
 def test_serve_without_a_champion_says_so(make_project: Callable[..., Path]) -> None:

@@ -10,8 +10,6 @@ checked too.
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,55 +24,28 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from engine.ingest import ingest_file
-from engine.pipeline import train
-from engine.project import Project, init_project, open_project
+from engine.project import Project, open_project
 from engine.registry import CHAMPION, alias_version, get_version
 from engine.serving.app import ServingApp, create_app
-from tests.conftest import append_models
-
-MODELS = """
-[models.linear]
-kind = "linear"
-
-[models.linear2]
-kind = "linear"
-"""
+from tests.conftest import TWO_LINEAR, build_trained, serve_in_thread
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("triton") / "loans"
-    init_project(root, target="default", id_column="loan_id")
-    append_models(root, MODELS)
+    build_trained(root, small_reference, TWO_LINEAR)
     with open_project(root) as opened:
-        ingest_file(opened, small_reference)
-        train(opened)
         yield opened
 
 
 @pytest.fixture(scope="module")
 def served(project: Project) -> Iterator[tuple[ServingApp, str]]:
     """The app and its "127.0.0.1:PORT" address, served by uvicorn in a thread."""
-    import uvicorn
-
     app = create_app(project)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started, "uvicorn did not start"
     try:
-        yield app, f"127.0.0.1:{port}"
+        with serve_in_thread(app) as port:
+            yield app, f"127.0.0.1:{port}"
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         app.close()
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from engine.errors import MldeckError, NotFoundError
 from engine.owner import read_owner
 from engine.project import Project
-from engine.registry import champion_history, get_version, promote, rollback
+from engine.registry import champion_history, promote, rollback
 from engine.serving.model_slot import ModelSlot, load_model
 from engine.status import project_status
 
@@ -94,8 +94,7 @@ class ControlApi:
         version = payload.get("version")
         if isinstance(version, bool) or not isinstance(version, int):
             raise ControlError(400, "'version' must be an integer")
-        get_version(self.project.catalog, version)
-        incoming = load_model(self.project, version)
+        incoming = load_model(self.project, version)  # NotFoundError for an unknown version
         result = promote(
             self.project.catalog,
             version,
