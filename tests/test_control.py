@@ -62,6 +62,16 @@ def test_a_live_owner_is_refused_and_a_dead_one_taken_over(tmp_path: Path) -> No
 # ------------------------------------------------------------------ a served project
 
 
+def released(root: Path, timeout: float) -> bool:
+    """Wait until no live engine owns the project; whether that happened in time."""
+    deadline = time.monotonic() + timeout
+    while read_owner(root / ".mldeck") is not None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def mldeck(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
@@ -218,10 +228,7 @@ def test_audit_after_remote_promotions(served: tuple[Path, int]) -> None:
     owner = read_owner(root / ".mldeck")
     assert owner is not None
     os.kill(owner.pid, signal.SIGINT)
-    deadline = time.monotonic() + 20
-    while read_owner(root / ".mldeck") is not None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert read_owner(root / ".mldeck") is None
+    assert released(root, timeout=20)
     assert not (root / ".mldeck" / OWNER_FILE).exists()
     with open_project(root) as project:
         entries: list[dict[str, Any]] = project.catalog.rows(
@@ -249,9 +256,7 @@ def test_prediction_log_survives_kill_9(served: tuple[Path, int], body: bytes) -
     owner = read_owner(root / ".mldeck")
     assert owner is not None
     os.kill(owner.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while read_owner(root / ".mldeck") is not None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    released(root, timeout=10)
     with open_project(root) as project:
         logged = project.catalog.row(
             "SELECT count(DISTINCT request_id) AS requests, count(*) AS rows FROM predictions "
