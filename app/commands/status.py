@@ -1,0 +1,88 @@
+"""`mldeck status`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from app import output
+from app.context import json_option, open_here
+
+
+@click.command()
+@json_option
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """What the project holds: batches, quarantine, recent runs, champion."""
+    from engine.client import LocalEngine, remote_engine
+
+    client = remote_engine(Path(ctx.obj["project"])) or LocalEngine(open_here(ctx))
+    info = client.status()
+    if as_json:
+        output.print_json(info)
+        return
+    _print_status(info)
+
+
+def _print_status(info: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    out = output.stdout
+    out.print(f"[bold]{escape(info['name'])}[/]  {escape(info['root'])}")
+    counts = info["batches"]
+    out.print(
+        "Batches: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+        if counts
+        else "Batches: none"
+    )
+    out.print(f"Rows ingested: {info['rows']} ({info['labelled_rows']} labelled)")
+    champion = info["champion"]
+    if champion:
+        out.print(
+            f"Champion: [bold green]v{champion['version']}[/] {champion['name']} ({champion['kind']}) "
+            + " ".join(f"{k} {output.fmt_metric(v)}" for k, v in champion["metrics"].items())
+        )
+    else:
+        out.print("Champion: none")
+    if info["challenger"]:
+        out.print(f"Challenger: v{info['challenger']['version']} {info['challenger']['name']}")
+    out.print(f"Model versions: {info['model_versions']}")
+    serving = info.get("serving")
+    if serving:
+        out.print(
+            f"Serving: v{serving['version']} as {escape(serving['name'])} at {serving['url']} "
+            f"({serving['provider']})"
+        )
+    else:
+        out.print("Serving: not running (`mldeck serve`)")
+    if info["quarantine"]:
+        out.print(
+            output.table(
+                "Quarantine",
+                ["batch", "file", "reason", "kept at"],
+                [
+                    [q["batch_id"], q["source_name"], q["reason"], q["quarantine_path"]]
+                    for q in info["quarantine"]
+                ],
+            )
+        )
+    if info["recent_runs"]:
+        out.print(
+            output.table(
+                "Recent stage runs",
+                ["run", "stage", "status", "started (UTC)", "took", "error"],
+                [
+                    [
+                        r["run_id"],
+                        r["stage"],
+                        r["status"],
+                        output.fmt_time(r["started_at"]),
+                        f"{r['duration_s']:.2f}s" if r["duration_s"] is not None else "—",
+                        r["error"] or "",
+                    ]
+                    for r in info["recent_runs"]
+                ],
+            )
+        )

@@ -1,0 +1,44 @@
+"""What every command shares: the project it works on, who is acting, --json."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from engine.errors import MldeckError
+
+if TYPE_CHECKING:
+    from engine.project import Project
+
+SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
+
+
+def default_actor() -> str:
+    return os.environ.get("MLDECK_ACTOR") or getpass.getuser()
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def open_here(ctx: click.Context) -> Project:
+    """Open the project for this command; refuse clearly when an engine holds it."""
+    from engine.owner import read_owner
+    from engine.project import STATE_DIR, find_root, open_project
+    from engine.stage_runs import mark_interrupted
+
+    root = find_root(Path(ctx.obj["project"]))
+    owner = read_owner(root / STATE_DIR)
+    if owner is not None:
+        raise MldeckError(
+            f"the project is held by `mldeck {' '.join(owner.parts)}` (process {owner.pid}, "
+            f"{owner.url}); `mldeck {ctx.info_name}` cannot go through it yet: stop it first",
+            title="Project in use",
+        )
+    project = open_project(root)
+    mark_interrupted(project.catalog)
+    ctx.call_on_close(project.close)
+    return project
