@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import threading
-import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -36,9 +34,6 @@ FLUSH_ROWS = 500
 
 QUEUE_BATCHES = 10_000
 """Requests waiting to be written; beyond this, rows are dropped and counted."""
-
-_TICK: Any = object()
-"""Wakes the writer when the flush interval ends with nothing new queued."""
 
 COLUMNS = [
     "request_id",
@@ -153,7 +148,13 @@ def batches_frame(batches: list[ScoredBatch]) -> pl.DataFrame:
 
 
 class PredictionLog:
-    """Writes scored batches to the catalog's `predictions` table in the background."""
+    """Writes scored batches to the catalog's `predictions` table in the background.
+
+    Requests append to a deque and the writer drains it in bulk. The writer is
+    woken only when `flush_rows` rows are waiting or the interval ends, not per
+    request: a per-request wake-up (as with `queue.Queue`) hands the GIL to the
+    writer thousands of times a second and cost a third of the throughput.
+    """
 
     def __init__(
         self,
@@ -163,9 +164,13 @@ class PredictionLog:
         max_queued: int = QUEUE_BATCHES,
     ) -> None:
         self._cursor = catalog.conn.cursor()
-        self._queue: queue.Queue[ScoredBatch | None] = queue.Queue(maxsize=max_queued)
+        self._queue: deque[ScoredBatch] = deque()
+        self._queued_rows = 0
+        """Approximate (updated without a lock): it only decides when to wake the writer."""
+        self._wake = threading.Event()
         self._flush_interval_s = flush_interval_s
         self._flush_rows = flush_rows
+        self._max_queued = max_queued
         self.dropped_rows = 0
         """Rows not logged because the queue was full."""
         self.written_rows = 0
@@ -176,14 +181,13 @@ class PredictionLog:
 
     def submit(self, batch: ScoredBatch) -> bool:
         """Queue a batch for writing; never blocks. False when it was dropped."""
-        if self._closed:
+        if self._closed or len(self._queue) >= self._max_queued:
             self.dropped_rows += batch.row_count
             return False
-        try:
-            self._queue.put_nowait(batch)
-        except queue.Full:
-            self.dropped_rows += batch.row_count
-            return False
+        self._queue.append(batch)  # deque.append is atomic: no lock on the request path
+        self._queued_rows += batch.row_count
+        if self._queued_rows >= self._flush_rows and not self._wake.is_set():
+            self._wake.set()
         return True
 
     def close(self) -> None:
@@ -191,32 +195,23 @@ class PredictionLog:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
+        self._wake.set()
         self._thread.join()
         self._cursor.close()
 
     def _run(self) -> None:
-        pending: list[ScoredBatch] = []
-        pending_rows = 0
-        deadline = time.monotonic() + self._flush_interval_s
-        stopping = False
-        while not stopping:
-            timeout = max(0.0, deadline - time.monotonic())
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                item = _TICK
-            if item is None:
-                stopping = True
-            elif item is not _TICK:
-                pending.append(item)
-                pending_rows += item.row_count
-                if pending_rows < self._flush_rows:
-                    continue
+        while True:
+            self._wake.wait(self._flush_interval_s)
+            self._wake.clear()
+            stopping = self._closed  # read before draining, so nothing submitted earlier is left
+            self._queued_rows = 0
+            pending = []
+            while self._queue:
+                pending.append(self._queue.popleft())
             if pending:
                 self._flush(pending)
-                pending, pending_rows = [], 0
-            deadline = time.monotonic() + self._flush_interval_s
+            if stopping:
+                return
 
     def _flush(self, batches: list[ScoredBatch]) -> None:
         frame = batches_frame(batches)
