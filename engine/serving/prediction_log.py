@@ -74,6 +74,19 @@ class ScoredBatch:
         return 0 if first is None else int(first.shape[0])
 
 
+@dataclass(frozen=True)
+class FailedRequest:
+    """A scoring request answered with an error (4xx / 5xx): the serving error rate."""
+
+    served_at: datetime
+    endpoint: str
+    model_version: int | None
+    status: int
+    message: str
+
+    row_count = 0
+
+
 SCHEMA = pl.Schema(
     {
         "request_id": pl.Utf8(),
@@ -163,7 +176,9 @@ class PredictionLog:
         max_queued: int = QUEUE_BATCHES,
     ) -> None:
         self._cursor = catalog.conn.cursor()
-        self._queue: queue.Queue[ScoredBatch | None] = queue.Queue(maxsize=max_queued)
+        self._queue: queue.Queue[ScoredBatch | FailedRequest | None] = queue.Queue(
+            maxsize=max_queued
+        )
         self._flush_interval_s = flush_interval_s
         self._flush_rows = flush_rows
         self.dropped_rows = 0
@@ -186,6 +201,16 @@ class PredictionLog:
             return False
         return True
 
+    def submit_failure(self, failure: FailedRequest) -> bool:
+        """Queue a failed request for `serving_errors`; never blocks. False when dropped."""
+        if self._closed:
+            return False
+        try:
+            self._queue.put_nowait(failure)
+        except queue.Full:
+            return False
+        return True
+
     def close(self) -> None:
         """Write everything queued, then stop the writer and its cursor."""
         if self._closed:
@@ -196,7 +221,7 @@ class PredictionLog:
         self._cursor.close()
 
     def _run(self) -> None:
-        pending: list[ScoredBatch] = []
+        pending: list[ScoredBatch | FailedRequest] = []
         pending_rows = 0
         deadline = time.monotonic() + self._flush_interval_s
         stopping = False
@@ -218,8 +243,13 @@ class PredictionLog:
                 pending, pending_rows = [], 0
             deadline = time.monotonic() + self._flush_interval_s
 
-    def _flush(self, batches: list[ScoredBatch]) -> None:
-        frame = batches_frame(batches)
+    def _flush(self, items: list[ScoredBatch | FailedRequest]) -> None:
+        frame = batches_frame([i for i in items if isinstance(i, ScoredBatch)])
+        failures = [
+            [f.served_at, f.endpoint, f.model_version, f.status, f.message[:500]]
+            for f in items
+            if isinstance(f, FailedRequest)
+        ]
         try:
             self._cursor.register("mldeck_pending_predictions", frame.to_arrow())
             self._cursor.execute("BEGIN TRANSACTION")
@@ -227,6 +257,10 @@ class PredictionLog:
                 f"INSERT INTO predictions ({', '.join(COLUMNS)}) "
                 f"SELECT {', '.join(COLUMNS)} FROM mldeck_pending_predictions"
             )
+            if failures:
+                self._cursor.executemany(
+                    "INSERT INTO serving_errors VALUES (?, ?, ?, ?, ?)", failures
+                )
             self._cursor.execute("COMMIT")
             self.written_rows += frame.height
         except Exception:
