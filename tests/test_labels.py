@@ -68,7 +68,10 @@ BAD_FILES = {
     "malformed": ("loan_id,default\nL1,0\nL2,1,7,8\nL3,0\n", "malformed CSV"),
     "null id": ("loan_id,default\nL1,0\n,1\n", "1 rows have no id"),
     "null label": ("loan_id,default\nL1,0\nL2,\n", "1 rows have no label"),
-    "id twice": ("loan_id,default\nL1,0\nL1,1\n", "labelled more than once in the file (e.g. 'L1')"),
+    "id twice": (
+        "loan_id,default\nL1,0\nL1,1\n",
+        "labelled more than once in the file (e.g. 'L1')",
+    ),
 }
 
 
