@@ -94,6 +94,9 @@ def _add_commands() -> None:
         models.rollback,
         serve.serve,
         monitoring.drift,
+        monitoring.perf,
+        monitoring.alerts,
+        monitoring.report,
         status.status,
         demo.demo,
     ):

@@ -71,6 +71,27 @@ max_null_fraction = 0.05         # default for columns that had no nulls in the 
 [serving]
 host = "127.0.0.1"
 port = 8765
+
+[drift]
+# psi_warn = 0.1                 # PSI (numbers): warn / alert levels
+# psi_alert = 0.2
+# p_value = 0.05                 # KS and chi-square: significant below this p-value ...
+# ks_min_statistic = 0.1         # ... and only an alert with KS D at least this
+# cramers_v_min = 0.1            # ... or a chi-square effect size (Cramér's V) at least this
+# js_alert = 0.1                 # Jensen-Shannon distance (categories)
+# dataset_share = 0.25           # the dataset drifts when this share of features is in alert
+# [drift.features.age]           # per-feature overrides of any threshold above
+# psi_alert = 0.3
+
+[alerts]
+# drifted_features = 3           # alert when this many features drift (default: the dataset verdict)
+# prediction_drift = true        # alert when the model's output drifts
+# min_labelled = 100             # live performance is judged from this many labelled rows
+# max_error_rate = 0.05          # serving: share of scoring requests that failed
+# max_p99_latency_ms = 250       # serving: p99 scoring latency
+# [alerts.min]                   # live performance floors, e.g. accuracy = 0.9
+# [alerts.max]                   # ceilings for rmse / mae / log_loss
+# [alerts.max_drop]              # the largest drop from the holdout figure, e.g. roc_auc = 0.05
 """
 
 
@@ -120,6 +141,57 @@ class Evaluation:
         return "roc_auc" if task == "classification" else "rmse"
 
 
+DRIFT_THRESHOLDS = (
+    "psi_warn",
+    "psi_alert",
+    "p_value",
+    "ks_min_statistic",
+    "cramers_v_min",
+    "js_alert",
+    "js_warn",
+    "wasserstein_alert",
+    "min_rows",
+)
+"""The fields of engine.drift.Thresholds that [drift] and [drift.features.NAME] may set."""
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """[drift]: the thresholds of the drift verdicts (engine.drift.Thresholds' defaults otherwise)."""
+
+    thresholds: dict[str, float] = field(default_factory=dict)
+    """Overrides of the default thresholds, for every feature."""
+    features: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per-feature overrides, on top of `thresholds`; "__prediction__" is the model output."""
+    dataset_share: float = 0.25
+    """The dataset drifts when at least this share of its features is in alert."""
+
+    def for_feature(self, name: str) -> dict[str, float]:
+        return {**self.thresholds, **self.features.get(name, {})}
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    """[alerts]: when a monitoring window raises an alert."""
+
+    drifted_features: int | None = None
+    """Alert when at least this many features are in drift alert; None: the dataset verdict."""
+    prediction_drift: bool = True
+    """Alert (warn) when the model's output drifts."""
+    min_labelled: int = 100
+    """Live performance is only judged on windows with at least this many labelled rows."""
+    min: dict[str, float] = field(default_factory=dict)
+    """Live metric floors (accuracy, f1, roc_auc, r2)."""
+    max: dict[str, float] = field(default_factory=dict)
+    """Live metric ceilings (log_loss, rmse, mae)."""
+    max_drop: dict[str, float] = field(default_factory=dict)
+    """The largest worsening of a live metric from the version's holdout figure."""
+    max_error_rate: float | None = 0.05
+    """Serving: the share of scoring requests answered with an error."""
+    max_p99_latency_ms: float | None = None
+    """Serving: the 99th percentile of the scoring latency."""
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -139,6 +211,8 @@ class Config:
     serving_host: str
     serving_port: int
     contract: Contract | None
+    drift: DriftSettings = field(default_factory=DriftSettings)
+    alerts: AlertRules = field(default_factory=AlertRules)
 
     def with_contract(self, contract: Contract) -> Config:
         return replace(self, contract=contract)
@@ -212,12 +286,14 @@ class _Table:
         return tuple(value)
 
 
-def _metric_bounds(table: _Table, known: tuple[str, ...]) -> dict[str, float]:
+def _metric_bounds(table: _Table, known: tuple[str, ...], lo: float = -1e300) -> dict[str, float]:
     out: dict[str, float] = {}
     for metric in table.data:
         if metric not in known:
-            raise table.fail(metric, f"unknown metric; known: {', '.join(known)}")
-        out[metric] = table.get_float(metric, None, -1e300, 1e300)
+            close = difflib.get_close_matches(metric, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise table.fail(metric, f"unknown metric{hint}; known: {', '.join(known)}")
+        out[metric] = table.get_float(metric, None, lo, 1e300)
     return out
 
 
@@ -259,6 +335,74 @@ def _parse_candidates(models: _Table) -> tuple[Candidate, ...]:
     return tuple(candidates)
 
 
+def _parse_thresholds(table: _Table) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name in table.data:
+        if name == "min_rows":
+            out[name] = table.get_int(name, 100, 1)
+        elif name == "p_value":
+            out[name] = table.get_float(name, None, 0.0, 1.0)
+        else:
+            out[name] = table.get_float(name, None, 0.0, 1e300)
+    for warn, alert in (("psi_warn", "psi_alert"), ("js_warn", "js_alert")):
+        if warn in out and alert in out and out[warn] > out[alert]:
+            raise table.fail(warn, f"{out[warn]} is above {alert} = {out[alert]}")
+    return out
+
+
+def _parse_drift(table: _Table, contract: Contract | None) -> DriftSettings:
+    table.check_keys({*DRIFT_THRESHOLDS, "dataset_share", "features"})
+    thresholds = _Table(
+        {k: v for k, v in table.data.items() if k in DRIFT_THRESHOLDS}, table.path, table.file
+    )
+    features_t = table.sub("features")
+    known = set(contract.columns) | {"__prediction__"} if contract is not None else None
+    features: dict[str, dict[str, float]] = {}
+    for name in features_t.data:
+        if known is not None and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise features_t.fail(name, f"not a column of the contract{hint}")
+        feature = features_t.sub(name)
+        feature.check_keys(set(DRIFT_THRESHOLDS))
+        features[name] = _parse_thresholds(feature)
+    return DriftSettings(
+        thresholds=_parse_thresholds(thresholds),
+        features=features,
+        dataset_share=table.get_float("dataset_share", 0.25, 0.0, 1.0),
+    )
+
+
+def _parse_alerts(table: _Table) -> AlertRules:
+    table.check_keys(
+        {
+            "drifted_features",
+            "prediction_drift",
+            "min_labelled",
+            "min",
+            "max",
+            "max_drop",
+            "max_error_rate",
+            "max_p99_latency_ms",
+        }
+    )
+    known = CLASSIFICATION_METRICS + REGRESSION_METRICS
+    drifted = table.data.get("drifted_features")
+    prediction_drift = table.data.get("prediction_drift", True)
+    if not isinstance(prediction_drift, bool):
+        raise table.fail("prediction_drift", f"must be true or false, not {prediction_drift!r}")
+    return AlertRules(
+        drifted_features=None if drifted is None else table.get_int("drifted_features", 1, 1),
+        prediction_drift=prediction_drift,
+        min_labelled=table.get_int("min_labelled", 100, 1),
+        min=_metric_bounds(table.sub("min"), known),
+        max=_metric_bounds(table.sub("max"), known),
+        max_drop=_metric_bounds(table.sub("max_drop"), known, lo=0.0),
+        max_error_rate=table.get_float("max_error_rate", 0.05, 0.0, 1.0),
+        max_p99_latency_ms=table.get_float("max_p99_latency_ms", None, 0.0, 1e300),
+    )
+
+
 def parse_config(data: dict[str, Any], file: Path) -> Config:
     root = _Table(data, "", file)
     root.check_keys(
@@ -272,6 +416,8 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
             "validation",
             "serving",
             "contract",
+            "drift",
+            "alerts",
         }
     )
     project = root.sub("project")
@@ -326,6 +472,8 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         serving_host=serving.get_str("host", "127.0.0.1"),
         serving_port=serving.get_int("port", 8765, 0, 65535),
         contract=contract,
+        drift=_parse_drift(root.sub("drift"), contract),
+        alerts=_parse_alerts(root.sub("alerts")),
     )
 
 

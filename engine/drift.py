@@ -1078,6 +1078,16 @@ def _level(score: float, warn: float | None, alert: float | None) -> str:
     return OK
 
 
+def psi_bin_counts(ref: NumericProfile, cur: NumericCounts) -> IntArray:
+    """The window's values per PSI bin of the reference (aligned with ``ref.bin_counts``)."""
+    c_le = np.cumsum(cur.eq + cur.gap)
+    c_lt = c_le - cur.eq
+    # Counts below each edge; edges are sketch points except the last (just above the max).
+    idx = np.searchsorted(ref.values, ref.edges[:-1])
+    c_below = np.concatenate([[0], c_lt[idx], [c_le[-1]], [cur.n]])
+    return np.diff(c_below).astype(np.int64)
+
+
 def _numeric_tests(ref: NumericProfile, cur: NumericCounts, th: Thresholds) -> list[TestResult]:
     m, n = ref.n, cur.n
     enough = n >= th.min_rows
@@ -1086,11 +1096,7 @@ def _numeric_tests(ref: NumericProfile, cur: NumericCounts, th: Thresholds) -> l
     r_lt = r_le - ref.eq
     c_le = np.cumsum(cur.eq + cur.gap)
     c_lt = c_le - cur.eq
-    # PSI: counts below each edge; edges are sketch points except the last (just above the max).
-    idx = np.searchsorted(ref.values, ref.edges[:-1])
-    c_below = np.concatenate([[0], c_lt[idx], [c_le[-1]], [n]])
-    cur_bins = np.diff(c_below)
-    psi_score = psi(ref.bin_counts, cur_bins)
+    psi_score = psi(ref.bin_counts, psi_bin_counts(ref, cur))
     psi_status = _level(psi_score, th.psi_warn, th.psi_alert) if enough else OK
     tests = [
         TestResult("psi", psi_score, None, th.psi_alert, psi_status, th.psi_warn, judged=enough)

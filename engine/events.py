@@ -29,7 +29,19 @@ class Progress:
     detail: str = ""
 
 
-Event = StageStarted | StageFinished | Progress
+@dataclass(frozen=True)
+class AlertRaised:
+    """A monitoring rule fired (stored in the catalog's alerts table)."""
+
+    alert_id: int
+    rule: str
+    severity: str
+    """warn | alert"""
+    model_version: int | None
+    message: str
+
+
+Event = StageStarted | StageFinished | Progress | AlertRaised
 EventSink = Callable[[Event], None]
 
 

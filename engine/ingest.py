@@ -180,7 +180,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
         raise InputFileError(f"{path.name}: {problem}")
 
 
-def _quarantine(project: Project, path: Path, digest: str, issues: list[Issue]) -> Path:
+def quarantine_file(project: Project, path: Path, digest: str, issues: list[Issue]) -> Path:
     """Copy the file byte for byte into the quarantine, with a reason file beside it."""
     folder = project.quarantine_dir
     folder.mkdir(parents=True, exist_ok=True)
@@ -213,25 +213,9 @@ def ingest_file(project: Project, path: Path, events: EventSink = ignore_events)
                 load_error = exc
             digest = hashing.result()
         size = source.stat().st_size
-
-        seen = catalog.row(
-            "SELECT batch_id, status FROM batches WHERE source_path = ? AND content_hash = ?",
-            [str(source), digest],
-        )
-        if seen:
-            events(StageFinished("ingest", path.name, "skipped", f"already {seen['status']}"))
-            return IngestResult(
-                path, "skipped", digest, batch_id=seen["batch_id"], previous_status=seen["status"]
-            )
-        original = catalog.row(
-            "SELECT batch_id FROM batches WHERE content_hash = ? AND status != 'duplicate' "
-            "ORDER BY batch_id LIMIT 1",
-            [digest],
-        )
-        if original:
-            return _record_duplicate(
-                project, source, digest, size, fmt, original["batch_id"], events
-            )
+        seen = seen_before(project, path, digest, size, fmt, events, kind="data")
+        if seen is not None:
+            return seen
 
         with stage_run(catalog, "ingest", {"source": str(source), "sha256": digest}) as run:
             issues: list[Issue] = []
@@ -253,7 +237,7 @@ def ingest_file(project: Project, path: Path, events: EventSink = ignore_events)
             snapshot_hash = None
             quarantine_path = None
             if errors:
-                quarantine_path = _quarantine(project, source, digest, issues)
+                quarantine_path = quarantine_file(project, source, digest, issues)
                 status = "quarantined"
             else:
                 snapshot_hash = _snapshot(project, con)
@@ -401,6 +385,43 @@ def _snapshot(project: Project, con: duckdb.DuckDBPyConnection) -> str:
         return project.objects.adopt(staged)
 
 
+def seen_before(
+    project: Project,
+    path: Path,
+    digest: str,
+    size: int,
+    fmt: str,
+    events: EventSink,
+    kind: str,
+) -> IngestResult | None:
+    """The result for a file whose bytes were ingested before (skipped or duplicate), else None.
+
+    The same path with the same bytes is skipped; the same bytes under another
+    path are recorded as a duplicate of the first batch that had them.
+    """
+    source = path.resolve()
+    catalog = project.catalog
+    seen = catalog.row(
+        "SELECT batch_id, status FROM batches WHERE source_path = ? AND content_hash = ?",
+        [str(source), digest],
+    )
+    if seen:
+        events(StageFinished("ingest", path.name, "skipped", f"already {seen['status']}"))
+        return IngestResult(
+            path, "skipped", digest, batch_id=seen["batch_id"], previous_status=seen["status"]
+        )
+    original = catalog.row(
+        "SELECT batch_id FROM batches WHERE content_hash = ? AND status != 'duplicate' "
+        "ORDER BY batch_id LIMIT 1",
+        [digest],
+    )
+    if original:
+        return _record_duplicate(
+            project, source, digest, size, fmt, original["batch_id"], events, kind
+        )
+    return None
+
+
 def _record_duplicate(
     project: Project,
     source: Path,
@@ -409,13 +430,14 @@ def _record_duplicate(
     fmt: str,
     original: int,
     events: EventSink,
+    kind: str = "data",
 ) -> IngestResult:
     batch_id = int(
         project.catalog.scalar(
             "INSERT INTO batches (kind, source_path, source_name, content_hash, size_bytes, format,"
-            " status, duplicate_of, ingested_at) VALUES ('data', ?, ?, ?, ?, ?, 'duplicate', ?, ?)"
+            " status, duplicate_of, ingested_at) VALUES (?, ?, ?, ?, ?, ?, 'duplicate', ?, ?)"
             " RETURNING batch_id",
-            [str(source), source.name, digest, size, fmt, original, utcnow()],
+            [kind, str(source), source.name, digest, size, fmt, original, utcnow()],
         )
     )
     events(StageFinished("ingest", source.name, "duplicate", f"same bytes as batch {original}"))

@@ -19,8 +19,11 @@ The statistics live in :mod:`engine.drift`; this module ties them to the catalog
   ``mldeck drift``: a multi-window report is the merge of the stored summaries,
   recompared, so the data is never reread.
 
-Thresholds are engine.drift's defaults; per-feature thresholds from mldeck.toml
-are not read yet (engine.config has no ``[drift]`` table).
+Thresholds come from ``[drift]`` in mldeck.toml (``drift_verdict``), over
+engine.drift's defaults. After a window is stored, the alert rules are judged
+on it (engine.alerts.check_drift). When the batch carries the id column, the
+champion's output per row is kept (engine.performance.store_scored_rows) so
+that delayed labels can be joined to it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from storage.errors import StorageError
 if TYPE_CHECKING:
     import polars as pl
 
+    from engine.config import DriftSettings
     from engine.drift import DriftReport, ReferenceProfile, WindowSummary
     from engine.features import FeatureSpec
 
@@ -182,6 +186,31 @@ def record_reference_profile(
     return True
 
 
+# ------------------------------------------------------------------ verdicts
+
+
+def drift_verdict(
+    settings: DriftSettings, profile: ReferenceProfile, summary: WindowSummary
+) -> DriftReport:
+    """Compare a window with its profile under the project's ``[drift]`` thresholds.
+
+    Per-feature overrides for columns the profile lacks (an ignored column, a
+    feature of another version) do not apply and are left out.
+    """
+    from engine.drift import PREDICTION, Thresholds, compare
+
+    names = {*profile.columns, PREDICTION}
+    return compare(
+        profile,
+        summary,
+        thresholds=Thresholds().override(settings.thresholds),
+        per_feature={
+            name: settings.for_feature(name) for name in settings.features if name in names
+        },
+        dataset_share=settings.dataset_share,
+    )
+
+
 # ------------------------------------------------------------------ batch windows
 
 
@@ -195,14 +224,18 @@ def _read_snapshot(project: Project, snapshot_hash: str) -> pl.DataFrame:
     return pl.read_parquet(path)
 
 
-def monitor_batch(project: Project, batch_id: int) -> int | None:
+def monitor_batch(project: Project, batch_id: int, events: EventSink = ignore_events) -> int | None:
     """Store the drift window of one ingested batch against the champion; its window_id.
 
-    None (nothing stored) when there is no champion, the champion has no
-    reference profile, or the batch is not an accepted data batch with a
-    snapshot. Raises on a real failure (unreadable snapshot, ...).
+    Also keeps the champion's output per row (when the batch has the id column)
+    and judges the alert rules on the new window. None (nothing stored) when
+    there is no champion, the champion has no reference profile, or the batch
+    is not an accepted data batch with a snapshot. Raises on a real failure
+    (unreadable snapshot, ...).
     """
-    from engine.drift import compare, summarize_window
+    from engine.alerts import check_drift
+    from engine.drift import summarize_window
+    from engine.performance import refresh_batch_windows, store_scored_rows
     from engine.scoring import score_version
 
     catalog = project.catalog
@@ -227,6 +260,7 @@ def monitor_batch(project: Project, batch_id: int) -> int | None:
     version_row = get_version(catalog, champion)
     prediction: Any = None
     prediction_error = None
+    output = None
     if profile.prediction is not None and frame.height:
         try:
             output = score_version(project, version_row, frame)
@@ -235,31 +269,48 @@ def monitor_batch(project: Project, batch_id: int) -> int | None:
         except MldeckError as exc:  # e.g. a feature column missing: features still checked
             prediction_error = exc.msg
     summary = summarize_window(profile, frame, prediction=prediction)
-    report = compare(profile, summary)
+    report = drift_verdict(project.config.drift, profile, summary)
     report_dict = report.to_dict()
     if prediction_error is not None:
         report_dict["prediction_error"] = prediction_error
     at = batch["ingested_at"]
-    return int(
-        catalog.scalar(
-            "INSERT INTO drift_windows (model_version, source, batch_id, window_start,"
-            " window_end, row_count, summary_json, report_json, dataset_drift,"
-            " drifted_features, created_at) VALUES (?, 'batch', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " RETURNING window_id",
-            [
-                champion,
-                batch_id,
-                at,
-                at,
-                summary.n_rows,
-                summary.to_json(),
-                json.dumps(report_dict, sort_keys=True),
-                report.dataset_drift,
-                len(report.drifted),
-                utcnow(),
-            ],
+    id_column = project.config.id_column
+    scored = False
+    with catalog.transaction():
+        window_id = int(
+            catalog.scalar(
+                "INSERT INTO drift_windows (model_version, source, batch_id, window_start,"
+                " window_end, row_count, summary_json, report_json, dataset_drift,"
+                " drifted_features, created_at) VALUES (?, 'batch', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " RETURNING window_id",
+                [
+                    champion,
+                    batch_id,
+                    at,
+                    at,
+                    summary.n_rows,
+                    summary.to_json(),
+                    json.dumps(report_dict, sort_keys=True),
+                    report.dataset_drift,
+                    len(report.drifted),
+                    utcnow(),
+                ],
+            )
         )
+        if output is not None and id_column is not None and id_column in frame.columns:
+            store_scored_rows(project, batch_id, version_row, frame.get_column(id_column), output)
+            scored = True
+    check_drift(
+        project,
+        report_dict,
+        model_version=champion,
+        window_kind="batch",
+        window_ref=f"batch {batch_id}",
+        events=events,
     )
+    if scored:  # labels may have arrived before the batch
+        refresh_batch_windows(project, [batch_id], events)
+    return window_id
 
 
 def monitor_batch_recorded(
@@ -280,7 +331,7 @@ def monitor_batch_recorded(
         with stage_run(
             catalog, "monitor", {"batch_id": batch_id, "model_version": champion}
         ) as run:
-            window_id = monitor_batch(project, batch_id)
+            window_id = monitor_batch(project, batch_id, events)
             run.outputs = {"window_id": window_id}
     except Exception as exc:
         message = exc.msg if isinstance(exc, MldeckError) else f"{type(exc).__name__}: {exc}"
@@ -311,9 +362,11 @@ def _single(row: dict[str, Any]) -> DriftWindow:
     )
 
 
-def latest_window(project: Project) -> DriftWindow | None:
+def latest_window(project: Project, source: str = "batch") -> DriftWindow | None:
     row = project.catalog.row(
-        f"SELECT {_WINDOW_COLUMNS} FROM drift_windows ORDER BY window_id DESC LIMIT 1"
+        f"SELECT {_WINDOW_COLUMNS} FROM drift_windows WHERE source = ? "
+        "ORDER BY window_id DESC LIMIT 1",
+        [source],
     )
     return None if row is None else _single(row)
 
@@ -327,19 +380,22 @@ def batch_window(project: Project, batch_id: int) -> DriftWindow | None:
     return None if row is None else _single(row)
 
 
-def merged_window(project: Project, span: timedelta) -> DriftWindow | None:
-    """The windows created in the last ``span``, merged (summaries are additive).
+def merged_window(
+    project: Project, span: timedelta | None, source: str = "batch"
+) -> DriftWindow | None:
+    """The ``source`` windows created in the last ``span`` (None: all), merged (summaries
+    are additive), judged under the current ``[drift]`` thresholds.
 
     Only windows counted against the newest window's profile (same champion and
     reference) are merged; the others are counted in ``skipped``.
     """
-    from engine.drift import WindowSummary, compare
+    from engine.drift import WindowSummary
 
-    since = utcnow() - span
+    since = utcnow() - span if span is not None else datetime.min
     rows = project.catalog.rows(
-        f"SELECT {_WINDOW_COLUMNS} FROM drift_windows WHERE created_at >= ? "
+        f"SELECT {_WINDOW_COLUMNS} FROM drift_windows WHERE created_at >= ? AND source = ? "
         "ORDER BY window_id DESC",
-        [since],
+        [since, source],
     )
     if not rows:
         return None
@@ -358,7 +414,7 @@ def merged_window(project: Project, span: timedelta) -> DriftWindow | None:
         merged = summary if merged is None else merged.merge(summary)
         used.append(row)
     assert merged is not None  # the newest row was counted against its own version's profile
-    report: DriftReport = compare(profile, merged)
+    report: DriftReport = drift_verdict(project.config.drift, profile, merged)
     return DriftWindow(
         model_version=version,
         source="+".join(sorted({str(r["source"]) for r in used})),

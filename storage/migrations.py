@@ -203,4 +203,66 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX drift_windows_created ON drift_windows (created_at);
         """,
     ),
+    Migration(
+        4,
+        "labels, live performance, alerts",
+        """
+        CREATE TABLE labels (
+            row_id        VARCHAR NOT NULL,        -- the id column's value, as text
+            label         VARCHAR NOT NULL,        -- the label cast to the target's type, as text
+            batch_id      BIGINT NOT NULL,         -- the labels file (batches.kind = 'labels')
+            received_at   TIMESTAMP NOT NULL
+        );
+        CREATE INDEX labels_row ON labels (row_id);
+
+        CREATE TABLE scored_rows (
+            batch_id      BIGINT NOT NULL,         -- a monitored data batch
+            model_version BIGINT NOT NULL,         -- the champion that scored it
+            row_id        VARCHAR NOT NULL,
+            predicted     VARCHAR,                 -- classification: the predicted class, as text
+            score         DOUBLE,                  -- regression: the prediction
+            probabilities DOUBLE[]                 -- classification: per class, classes_json order
+        );
+        CREATE INDEX scored_rows_row ON scored_rows (row_id);
+
+        CREATE SEQUENCE performance_window_id_seq START 1;
+        CREATE TABLE performance_windows (
+            window_id     BIGINT PRIMARY KEY DEFAULT nextval('performance_window_id_seq'),
+            source        VARCHAR NOT NULL,        -- batch | log
+            window_ref    VARCHAR NOT NULL,        -- 'batch 12' | 'log 2024-06-01'
+            model_version BIGINT NOT NULL,
+            window_start  TIMESTAMP NOT NULL,
+            window_end    TIMESTAMP NOT NULL,
+            n_rows        BIGINT NOT NULL,         -- scored rows in the window
+            n_labelled    BIGINT NOT NULL,         -- of which labelled so far
+            metrics_json  VARCHAR NOT NULL,        -- live metrics on the labelled rows
+            holdout_json  VARCHAR NOT NULL,        -- the version's registered holdout metrics
+            updated_at    TIMESTAMP NOT NULL,
+            UNIQUE (source, window_ref, model_version)
+        );
+
+        CREATE SEQUENCE alert_id_seq START 1;
+        CREATE TABLE alerts (
+            alert_id      BIGINT PRIMARY KEY DEFAULT nextval('alert_id_seq'),
+            raised_at     TIMESTAMP NOT NULL,
+            rule          VARCHAR NOT NULL,
+            severity      VARCHAR NOT NULL,        -- warn | alert
+            model_version INTEGER,
+            window_kind   VARCHAR NOT NULL,        -- batch | labels | log | serving
+            window_ref    VARCHAR NOT NULL,
+            message       VARCHAR NOT NULL,
+            evidence_json VARCHAR NOT NULL,
+            status        VARCHAR NOT NULL         -- open | acknowledged
+        );
+
+        CREATE TABLE serving_errors (
+            served_at     TIMESTAMP NOT NULL,
+            endpoint      VARCHAR NOT NULL,        -- infer | invocations
+            model_version BIGINT,
+            status        INTEGER NOT NULL,        -- the HTTP status answered
+            message       VARCHAR
+        );
+        CREATE INDEX serving_errors_at ON serving_errors (served_at);
+        """,
+    ),
 ]

@@ -205,6 +205,58 @@ BAD_CONFIGS = {
         "contract.columns.age.type",
         "'int' is not one of",
     ),
+    "drift threshold typo": (
+        _edit("[drift]", "[drift]\npsi_alret = 0.3"),
+        "drift.psi_alret",
+        "did you mean 'psi_alert'",
+    ),
+    "drift threshold of the wrong type": (
+        _edit("[drift]", '[drift]\npsi_alert = "high"'),
+        "drift.psi_alert",
+        "must be a number",
+    ),
+    "drift p-value above 1": (
+        _edit("[drift]", "[drift]\np_value = 5"),
+        "drift.p_value",
+        "out of range",
+    ),
+    "drift warn above alert": (
+        _edit("[drift]", "[drift]\npsi_warn = 0.3\npsi_alert = 0.2"),
+        "drift.psi_warn",
+        "is above psi_alert",
+    ),
+    "per-feature drift threshold typo": (
+        BASE + "\n[drift.features.age]\npsi_alrt = 0.3\n",
+        "drift.features.age.psi_alrt",
+        "did you mean 'psi_alert'",
+    ),
+    "per-feature drift for a column the contract lacks": (
+        BASE
+        + '\n[contract.columns]\nage = { type = "integer" }\n'
+        + "\n[drift.features.aeg]\npsi_alert = 0.3\n",
+        "drift.features.aeg",
+        "did you mean 'age'",
+    ),
+    "alerts key typo": (
+        _edit("[alerts]", "[alerts]\nmin_labeled = 50"),
+        "alerts.min_labeled",
+        "did you mean 'min_labelled'",
+    ),
+    "alerts floor of an unknown metric": (
+        _edit("[alerts]", "[alerts]\nmin = { acuracy = 0.9 }"),
+        "alerts.min.acuracy",
+        "did you mean 'accuracy'",
+    ),
+    "alerts error rate above 1": (
+        _edit("[alerts]", "[alerts]\nmax_error_rate = 2"),
+        "alerts.max_error_rate",
+        "out of range",
+    ),
+    "alerts prediction_drift not a boolean": (
+        _edit("[alerts]", '[alerts]\nprediction_drift = "yes"'),
+        "alerts.prediction_drift",
+        "must be true or false",
+    ),
     "contract column without a type": (
         BASE + "\n[contract.columns]\nage = { min = 1 }\n",
         "contract.columns.age.type",
@@ -373,3 +425,30 @@ def test_an_edited_contract_is_read_back(tmp_path: Path) -> None:
         'quote "q"',
         "école",
     )
+
+
+def test_drift_and_alerts_are_read(tmp_path: Path) -> None:
+    from engine.config import DRIFT_THRESHOLDS
+    from engine.drift import Thresholds
+
+    assert set(DRIFT_THRESHOLDS) == {f.name for f in dataclasses.fields(Thresholds)}
+    text = (
+        BASE.replace(
+            "[drift]", "[drift]\npsi_alert = 0.25\nmin_rows = 50\ndataset_share = 0.5", 1
+        ).replace(
+            "[alerts]",
+            "[alerts]\ndrifted_features = 2\nmax_p99_latency_ms = 250\nmin = { accuracy = 0.9 }\n"
+            "max_drop = { roc_auc = 0.05 }",
+            1,
+        )
+        + "\n[drift.features.age]\npsi_alert = 0.4\n"
+    )
+    config = load_config(write(tmp_path, text))
+    assert config.drift.thresholds == {"psi_alert": 0.25, "min_rows": 50}
+    assert config.drift.dataset_share == 0.5
+    assert config.drift.for_feature("age") == {"psi_alert": 0.4, "min_rows": 50}
+    assert config.drift.for_feature("region") == {"psi_alert": 0.25, "min_rows": 50}
+    rules = config.alerts
+    assert (rules.drifted_features, rules.max_p99_latency_ms) == (2, 250.0)
+    assert rules.min == {"accuracy": 0.9} and rules.max_drop == {"roc_auc": 0.05}
+    assert rules.prediction_drift is True and rules.max_error_rate == 0.05  # defaults

@@ -45,18 +45,23 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     Each file is taken once, by content hash; the same bytes under another name
     are recorded as a duplicate. A file that fails validation is copied into
     .mldeck/quarantine/ with its reasons; source files are never changed.
-    Default PATHS: the project's data/incoming/.
+    Files under data/labels/ are delayed labels (id, label), joined by id to
+    what the champion predicted. Default PATHS: data/incoming/, then data/labels/.
     """
     from engine.ingest import expand_paths, ingest_file
+    from engine.labels import ingest_labels_file
 
     project = open_here(ctx)
-    files = expand_paths(list(paths) or [project.incoming_dir])
+    default = [project.incoming_dir] + ([project.labels_dir] if project.labels_dir.is_dir() else [])
+    files = expand_paths(list(paths) or default)
+    labels_dir = project.labels_dir.resolve()
     results = []
     for path in files:
-        result = ingest_file(project, path)
+        is_labels = path.resolve().is_relative_to(labels_dir)
+        result = ingest_labels_file(project, path) if is_labels else ingest_file(project, path)
         results.append(result)
         if not as_json:
-            _print_ingest(result)
+            _print_ingest(result, is_labels)
     if as_json:
         output.print_json(
             [
@@ -97,12 +102,14 @@ _STATUS_STYLE = {
 }
 
 
-def _print_ingest(result: Any) -> None:
+def _print_ingest(result: Any, is_labels: bool) -> None:
     from rich.markup import escape
 
     style = _STATUS_STYLE.get(result.status, "")
     line = f"[{style}]{result.status:<11}[/] {escape(result.path.name)}"
-    if result.status in ("accepted", "warned"):
+    if result.status in ("accepted", "warned") and is_labels:
+        line += f"  labels {result.batch_id}, {result.rows} rows"
+    elif result.status in ("accepted", "warned"):
         kind = "labelled" if result.labelled else "unlabelled"
         line += f"  batch {result.batch_id}, {result.rows} rows, {kind}"
     elif result.status == "duplicate":

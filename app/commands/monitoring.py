@@ -1,13 +1,15 @@
-"""Monitoring: `mldeck drift`."""
+"""Monitoring: `mldeck drift`, `mldeck perf`, `mldeck alerts`, `mldeck report`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
 from app import output
 from app.context import json_option, open_here
+from app.output import fmt_metric, fmt_time, metric_label
 from engine.errors import MldeckError
 
 
@@ -17,25 +19,49 @@ from engine.errors import MldeckError
 )
 @click.option("--batch", "batch_id", type=int, metavar="N", help="The window of ingested batch N.")
 @click.option("--last", is_flag=True, help="The latest window (the default).")
+@click.option(
+    "--source",
+    type=click.Choice(["batch", "log"]),
+    default="batch",
+    show_default=True,
+    help="Ingested batches, or the served prediction log (a new window over the last SPAN, 1h by default).",
+)
 @json_option
 @click.pass_context
 def drift(
-    ctx: click.Context, span: str | None, batch_id: int | None, last: bool, as_json: bool
+    ctx: click.Context,
+    span: str | None,
+    batch_id: int | None,
+    last: bool,
+    source: str,
+    as_json: bool,
 ) -> None:
-    """Data and prediction drift of recent batches against the champion's training reference.
+    """Data and prediction drift against the champion's training reference.
 
     Each accepted batch ingested while a champion exists is checked against the
     champion's reference profile (stored at registration). By default the latest
     window is shown; --window 7d merges the windows of the last 7 days.
-    Thresholds are the defaults (PSI 0.1 warn / 0.2 alert, KS and chi-square
-    p < 0.05 with an effect size >= 0.1, Jensen-Shannon 0.1).
+    --source log computes (and stores) a window over the rows the server
+    answered in the last SPAN, with its serving error rate and latency.
+    Thresholds: [drift] in mldeck.toml (defaults PSI 0.1 warn / 0.2 alert, KS and
+    chi-square p < 0.05 with an effect size >= 0.1, Jensen-Shannon 0.1).
     """
     from engine.monitor import batch_window, latest_window, merged_window, parse_span
 
     if sum([span is not None, batch_id is not None, last]) > 1:
         raise click.UsageError("use at most one of --window, --batch and --last")
+    if source == "log" and (batch_id is not None or last):
+        raise click.UsageError("--source log takes --window SPAN only")
     project = open_here(ctx)
-    if span is not None:
+    serving = None
+    if source == "log":
+        from engine.log_monitor import monitor_log
+
+        result = monitor_log(project, parse_span(span or "1h"))
+        found = result.window
+        serving = result.serving
+        where = f"in the log of the last {span or '1h'} (the champion served no rows)"
+    elif span is not None:
         found = merged_window(project, parse_span(span))
         where = f"in the last {span}"
     elif batch_id is not None:
@@ -45,17 +71,30 @@ def drift(
         found = latest_window(project)
         where = "yet"
     if found is None:
-        raise MldeckError(
-            f"no drift window {where}: drift is checked when a data batch is ingested while "
-            "the champion has a reference profile (mldeck train, then mldeck ingest)",
-            title="No drift window",
+        hint = (
+            "serve the champion (mldeck serve) and send requests"
+            if source == "log"
+            else "drift is checked when a data batch is ingested while the champion has a "
+            "reference profile (mldeck train, then mldeck ingest)"
         )
+        raise MldeckError(f"no drift window {where}: {hint}", title="No drift window")
     if as_json:
         info = found.to_dict()
         report = info.pop("report")
-        output.print_json({**report, "window": info})
+        data = {**report, "window": info}
+        if source == "log":
+            data["serving"] = serving
+        output.print_json(data)
         return
     _print_drift(found)
+    if serving is not None:
+        rate = serving["error_rate"]
+        p99 = serving["p99_latency_ms"]
+        output.stdout.print(
+            f"Serving: {serving['requests']} scoring requests, {serving['errors']} failed"
+            f" ({'—' if rate is None else f'{rate:.1%}'}), p99 latency"
+            f" {'—' if p99 is None else f'{p99:.1f} ms'}"
+        )
 
 
 _DRIFT_STYLE = {"ok": "green", "warn": "yellow", "alert": "bold red", "no data": "dim"}
@@ -99,7 +138,9 @@ def _print_drift(window: Any) -> None:
         "status",
         "new categories",
     ]
-    if window.batch_ids and len(window.window_ids) == 1:
+    if window.source == "log":
+        what = f"the served log {fmt_time(window.window_start)} .. {fmt_time(window.window_end)}"
+    elif window.batch_ids and len(window.window_ids) == 1:
         what = f"batch {window.batch_ids[0]}"
     else:
         what = f"{len(window.window_ids)} windows (batches {', '.join(map(str, window.batch_ids))})"
@@ -126,3 +167,111 @@ def _print_drift(window: Any) -> None:
     )
     if window.skipped:
         out.print(f"[dim]{window.skipped} window(s) left out: counted against another reference[/]")
+
+
+@click.command()
+@json_option
+@click.pass_context
+def perf(ctx: click.Context, as_json: bool) -> None:
+    """Live performance per window as delayed labels arrive, next to the holdout figures.
+
+    Labels files of (id, label) in data/labels/ are joined by id to the
+    champion's output on monitored batches (one window per batch) and to served
+    predictions whose request carried the id column (one window per day).
+    """
+    from engine.performance import performance_windows
+
+    project = open_here(ctx)
+    windows = performance_windows(project)
+    if as_json:
+        output.print_json(windows)
+        return
+    if not windows:
+        output.stdout.print(
+            "No live performance yet: labels files of (id, label) in data/labels/ are joined to "
+            "monitored batches and served predictions (mldeck ingest)."
+        )
+        return
+    names = list(dict.fromkeys(n for w in windows for n in w["metrics"]))
+    columns = ["window", "version", "rows", "labelled"]
+    columns += [f"{metric_label(n)} (holdout)" for n in names]
+    rows = []
+    for w in windows:
+        cells = [w["window_ref"], f"v{w['model_version']}", w["n_rows"], w["n_labelled"]]
+        for name in names:
+            live, base = w["metrics"].get(name), w["holdout"].get(name)
+            cells.append(f"{fmt_metric(live)} ({fmt_metric(base)})")
+        rows.append(cells)
+    output.stdout.print(output.table("Live performance (holdout at registration)", columns, rows))
+
+
+_SEVERITY_STYLE = {"warn": "yellow", "alert": "bold red"}
+
+
+@click.command()
+@click.option("--all", "show_all", is_flag=True, help="Include acknowledged alerts.")
+@click.option(
+    "--ack", "ack_ids", type=int, multiple=True, metavar="ID", help="Acknowledge alert ID."
+)
+@json_option
+@click.pass_context
+def alerts(ctx: click.Context, show_all: bool, ack_ids: tuple[int, ...], as_json: bool) -> None:
+    """What crossed a threshold, when, on which model version (open alerts by default).
+
+    Rules: [alerts] in mldeck.toml (drift on N features, prediction drift, live
+    performance below a floor or down from the holdout, serving error rate and
+    p99 latency). Each is judged when a new window is stored.
+    """
+    from rich.markup import escape
+
+    from engine.alerts import OPEN, acknowledge_alert, list_alerts
+
+    project = open_here(ctx)
+    for alert_id in ack_ids:
+        acknowledge_alert(project.catalog, alert_id)
+    found = list_alerts(project.catalog, status=None if show_all else OPEN)
+    if as_json:
+        output.print_json(found)
+        return
+    if not found:
+        output.stdout.print("No alerts." if show_all else "No open alerts.")
+        return
+    rows = [
+        [
+            a["alert_id"],
+            fmt_time(a["raised_at"]),
+            f"[{_SEVERITY_STYLE.get(a['severity'], '')}]{a['severity']}[/]",
+            a["rule"],
+            "—" if a["model_version"] is None else f"v{a['model_version']}",
+            escape(a["window_ref"]),
+            escape(a["message"]),
+            a["status"],
+        ]
+        for a in found
+    ]
+    columns = ["id", "raised (UTC)", "severity", "rule", "version", "window", "message", "status"]
+    output.stdout.print(output.table("Alerts", columns, rows))
+
+
+@click.command()
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="drift.html",
+    show_default=True,
+    help="The HTML file to write.",
+)
+@json_option
+@click.pass_context
+def report(ctx: click.Context, out_path: Path, as_json: bool) -> None:
+    """Write one self-contained HTML report: drift table, reference vs current histograms,
+    drift and live performance over time (inline CSS and SVG; opens with no network)."""
+    from engine.report import write_report
+
+    project = open_here(ctx)
+    written = write_report(project, out_path)
+    if as_json:
+        output.print_json({"path": str(written.resolve()), "bytes": written.stat().st_size})
+        return
+    output.stdout.print(f"Wrote {written} ({written.stat().st_size // 1024} KiB)")

@@ -52,7 +52,7 @@ from engine.serving import oip_binary
 from engine.serving.batching import ModelRunError, PreparedColumns
 from engine.serving.control import ControlApi
 from engine.serving.model_slot import LoadedModel, ModelSlot, load_model
-from engine.serving.prediction_log import PredictionLog, ScoredBatch
+from engine.serving.prediction_log import FailedRequest, PredictionLog, ScoredBatch
 from engine.serving.shadow import ShadowScorer
 from storage.catalog import utcnow
 
@@ -511,6 +511,8 @@ class ServingApp:
         """Scores the champion's requests with a challenger, logged and never returned."""
         self.max_body_bytes = max_body_bytes
         self.model_name = project.config.name
+        self.id_column = project.config.id_column
+        """Logged with a request's inputs when sent (MLflow scoring), to join delayed labels."""
         self.metrics = Metrics()
         self._request_ids = RequestIds()
         self.control = ControlApi(project, slot, project_token(project.state_dir))
@@ -556,6 +558,16 @@ class ServingApp:
         await send({"type": "http.response.body", "body": payload})
         if endpoint != "metrics":
             self.metrics.observe(endpoint, version, status, time.perf_counter() - started, rows)
+        if status >= 400 and endpoint in ("infer", "invocations"):
+            self.prediction_log.submit_failure(
+                FailedRequest(
+                    utcnow(),
+                    endpoint,
+                    int(version) if version.isdigit() else None,
+                    status,
+                    bytes(payload).decode("utf-8", "replace"),
+                )
+            )
 
     def _labels(self, path: str) -> tuple[str, str]:
         """The endpoint and model-version labels a request's metrics go under, even if it fails."""
@@ -765,12 +777,14 @@ class ServingApp:
         rows: int,
         endpoint: str,
         request_id: str,
+        row_ids: list[Any] | None = None,
     ) -> dict[str, np.ndarray]:
         """Score one request's prepared columns on `model` and log them: the one scoring path.
 
         The request joins `model`'s micro-batch (concurrent requests for the same
         version share one session run); its rows and outputs go to the prediction
-        log, which only queues them.
+        log, which only queues them. `row_ids`: the project's id column when the
+        request sent it, logged with the inputs so delayed labels can be joined.
         """
         started = time.perf_counter()
         try:
@@ -778,13 +792,17 @@ class ServingApp:
         except ModelRunError as exc:  # validated input the model still failed on
             raise HttpError(500, f"the model failed to score this input: {exc}") from None
         latency_ms = (time.perf_counter() - started) * 1000
+        logged = feed
+        if row_ids is not None and self.id_column is not None:
+            ids = np.array([None if v is None else str(v) for v in row_ids], dtype=object)
+            logged = {**feed, self.id_column: ids.reshape(-1, 1)}
         self.prediction_log.submit(
             ScoredBatch(
                 request_id=request_id,
                 served_at=utcnow(),
                 model_version=model.version,
                 endpoint=endpoint,
-                inputs=feed,
+                inputs=logged,
                 outputs=outputs,
                 latency_ms=latency_ms,
             )
@@ -879,7 +897,11 @@ class ServingApp:
             raise HttpError(415, f"content type {content_type!r}: use application/json or text/csv")
         prepared, rows = prepare_columns(model, columns)
         request_id = self._request_ids.next()
-        outputs = await self._score(model, prepared, rows, "invocations", request_id)
+        row_ids = None
+        if self.id_column is not None and self.id_column not in prepared:
+            sent = columns.get(self.id_column)
+            row_ids = sent if isinstance(sent, list) and len(sent) == rows else None
+        outputs = await self._score(model, prepared, rows, "invocations", request_id, row_ids)
         if model.task == "classification":
             labels = outputs["label"].reshape(-1).tolist()
             probabilities = outputs["probabilities"].tolist()

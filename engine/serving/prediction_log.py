@@ -69,6 +69,19 @@ class ScoredBatch:
         return 0 if first is None else int(first.shape[0])
 
 
+@dataclass(frozen=True)
+class FailedRequest:
+    """A scoring request answered with an error (4xx / 5xx): the serving error rate."""
+
+    served_at: datetime
+    endpoint: str
+    model_version: int | None
+    status: int
+    message: str
+
+    row_count = 0
+
+
 SCHEMA = pl.Schema(
     {
         "request_id": pl.Utf8(),
@@ -164,7 +177,7 @@ class PredictionLog:
         max_queued: int = QUEUE_BATCHES,
     ) -> None:
         self._cursor = catalog.conn.cursor()
-        self._queue: deque[ScoredBatch] = deque()
+        self._queue: deque[ScoredBatch | FailedRequest] = deque()
         self._queued_rows = 0
         """Approximate (updated without a lock): it only decides when to wake the writer."""
         self._wake = threading.Event()
@@ -190,6 +203,13 @@ class PredictionLog:
             self._wake.set()
         return True
 
+    def submit_failure(self, failure: FailedRequest) -> bool:
+        """Queue a failed request for `serving_errors`; never blocks. False when dropped."""
+        if self._closed or len(self._queue) >= self._max_queued:
+            return False
+        self._queue.append(failure)
+        return True
+
     def close(self) -> None:
         """Write everything queued, then stop the writer and its cursor."""
         if self._closed:
@@ -205,7 +225,7 @@ class PredictionLog:
             self._wake.clear()
             stopping = self._closed  # read before draining, so nothing submitted earlier is left
             self._queued_rows = 0
-            pending = []
+            pending: list[ScoredBatch | FailedRequest] = []
             while self._queue:
                 pending.append(self._queue.popleft())
             if pending:
@@ -213,8 +233,13 @@ class PredictionLog:
             if stopping:
                 return
 
-    def _flush(self, batches: list[ScoredBatch]) -> None:
-        frame = batches_frame(batches)
+    def _flush(self, items: list[ScoredBatch | FailedRequest]) -> None:
+        frame = batches_frame([i for i in items if isinstance(i, ScoredBatch)])
+        failures = [
+            [f.served_at, f.endpoint, f.model_version, f.status, f.message[:500]]
+            for f in items
+            if isinstance(f, FailedRequest)
+        ]
         try:
             self._cursor.register("mldeck_pending_predictions", frame.to_arrow())
             self._cursor.execute("BEGIN TRANSACTION")
@@ -222,6 +247,10 @@ class PredictionLog:
                 f"INSERT INTO predictions ({', '.join(COLUMNS)}) "
                 f"SELECT {', '.join(COLUMNS)} FROM mldeck_pending_predictions"
             )
+            if failures:
+                self._cursor.executemany(
+                    "INSERT INTO serving_errors VALUES (?, ?, ?, ?, ?)", failures
+                )
             self._cursor.execute("COMMIT")
             self.written_rows += frame.height
         except Exception:
