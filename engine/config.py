@@ -53,6 +53,7 @@ seed = 42
 
 [training]
 seed = 42
+# recent_batches = 6             # train on the newest 6 labelled batches only (default 0: all of them)
 # Each table under [models] is a candidate: kind = linear | random_forest |
 # gradient_boosting | mlp, plus the estimator's parameters. Without any, all
 # four kinds are trained with sensible defaults.
@@ -205,6 +206,8 @@ class Config:
     holdout_fraction: float
     split_seed: int
     training_seed: int
+    recent_batches: int
+    """Train on the newest N batches with labels; 0 for all."""
     candidates: tuple[Candidate, ...]
     evaluation: Evaluation
     default_max_null_fraction: float
@@ -427,7 +430,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
     split = root.sub("split")
     split.check_keys({"holdout_fraction", "seed"})
     training = root.sub("training")
-    training.check_keys({"seed"})
+    training.check_keys({"seed", "recent_batches"})
     evaluation = root.sub("evaluation")
     evaluation.check_keys({"primary_metric", "max_drop", "min", "max"})
     validation = root.sub("validation")
@@ -461,6 +464,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         holdout_fraction=split.get_float("holdout_fraction", 0.2, 0.01, 0.9),
         split_seed=split.get_int("seed", 42),
         training_seed=training.get_int("seed", 42),
+        recent_batches=training.get_int("recent_batches", 0, 0),
         candidates=_parse_candidates(root.sub("models")),
         evaluation=Evaluation(
             primary_metric=primary,

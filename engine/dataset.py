@@ -1,7 +1,12 @@
 """Stage 3, prepare: assemble the training dataset from recorded snapshots.
 
-The dataset is every accepted, labelled data batch, read back from its
+The dataset is every accepted data batch that has labels, read back from its
 hash-verified Parquet snapshot, split into train and holdout by `features.split_sql`.
+A batch has labels when it carried the target column, or when files in data/labels/
+named its ids later: those rows are joined with their latest labels and written as
+one more content-addressed snapshot, so a retrain is reproducible from recorded
+objects alone. `[training] recent_batches` keeps only the newest batches (a model
+that decayed with its data is retrained on what the world looks like now).
 Its hash covers the snapshots, the columns and the split, and is recorded once.
 """
 
@@ -39,11 +44,78 @@ class Dataset:
     """Sorted class labels for classification."""
 
 
-def training_batches(project: Project) -> list[dict[str, Any]]:
-    return project.catalog.rows(
-        "SELECT batch_id, snapshot_hash FROM batches WHERE kind = 'data' AND labelled "
-        "AND status IN ('accepted', 'warned') ORDER BY batch_id"
+def training_batches(project: Project) -> tuple[list[int], list[str]]:
+    """The batches to train on, oldest first, and the snapshots that hold their labelled rows."""
+    catalog = project.catalog
+    accepted = catalog.rows(
+        "SELECT batch_id, snapshot_hash, labelled FROM batches WHERE kind = 'data' "
+        "AND status IN ('accepted', 'warned') AND snapshot_hash IS NOT NULL ORDER BY batch_id"
     )
+    later = _batches_labelled_later(project, [b for b in accepted if not b["labelled"]])
+    chosen = [b for b in accepted if b["labelled"] or int(b["batch_id"]) in later]
+    if project.config.recent_batches:
+        chosen = chosen[-project.config.recent_batches :]
+    hashes = [str(b["snapshot_hash"]) for b in chosen if b["labelled"]]
+    joined = [b for b in chosen if not b["labelled"]]
+    if joined:
+        hashes.append(_labelled_snapshot(project, joined))
+    return [int(b["batch_id"]) for b in chosen], hashes
+
+
+_LATEST_LABELS = "(SELECT row_id, arg_max(label, batch_id) AS label FROM labels GROUP BY row_id)"
+"""One label per id: a later labels file corrects an earlier one."""
+
+
+def _snapshot_paths(project: Project, batches: list[dict[str, Any]]) -> list[str]:
+    try:
+        return [str(project.objects.verified_path(str(b["snapshot_hash"]))) for b in batches]
+    except StorageError as exc:
+        raise as_mldeck_error(exc) from exc
+
+
+def _sql_list(paths: list[str]) -> str:
+    return "[" + ", ".join(f"'{p}'" for p in paths) + "]"
+
+
+def _batches_labelled_later(project: Project, batches: list[dict[str, Any]]) -> set[int]:
+    """Of these unlabelled batches, those with at least one id in the labels table."""
+    id_column = project.config.id_column
+    if not batches or id_column is None:
+        return set()
+    if not project.catalog.scalar("SELECT count(*) FROM labels"):
+        return set()
+    paths = _snapshot_paths(project, batches)
+    batch_of = {path: int(b["batch_id"]) for path, b in zip(paths, batches, strict=True)}
+    found = project.catalog.rows(
+        f"SELECT DISTINCT s.filename FROM read_parquet({_sql_list(paths)}, "
+        f"union_by_name = true, filename = true) s JOIN {_LATEST_LABELS} l "
+        f"ON CAST(s.{quote(id_column)} AS VARCHAR) = l.row_id"
+    )
+    return {batch_of[str(r["filename"])] for r in found}
+
+
+def _labelled_snapshot(project: Project, batches: list[dict[str, Any]]) -> str:
+    """Join these batches' rows with their labels into one stored Parquet snapshot; its hash."""
+    from engine.labels import label_sql_type
+
+    config = project.config
+    assert config.target is not None and config.id_column is not None
+    label = "l.label"
+    sql_type = label_sql_type(project)
+    if sql_type is not None:
+        label = f"CAST(l.label AS {sql_type})"
+    ident = quote(config.id_column)
+    with project.objects.staging_path(".parquet") as staged:
+        try:
+            project.catalog.execute(
+                f"COPY (SELECT s.*, {label} AS {quote(config.target)} "
+                f"FROM read_parquet({_sql_list(_snapshot_paths(project, batches))}, union_by_name = true) s "
+                f"JOIN {_LATEST_LABELS} l ON CAST(s.{ident} AS VARCHAR) = l.row_id "
+                f"ORDER BY s.{ident}) TO '{staged}' (FORMAT parquet, COMPRESSION snappy)"
+            )
+        except duckdb.Error as exc:
+            raise TrainingError(f"cannot join the batches with their labels: {exc}") from exc
+        return project.objects.adopt(staged)
 
 
 def load_dataset(
@@ -92,14 +164,13 @@ def load_dataset(
 
 def prepare_dataset(project: Project, spec: FeatureSpec) -> Dataset:
     config = project.config
-    batches = training_batches(project)
-    if not batches:
+    batch_ids, hashes = training_batches(project)
+    if not batch_ids:
         raise TrainingError(
             "no labelled batches to train on: ingest a file that has the target column "
-            f"{config.target!r} first (mldeck ingest data/incoming/)"
+            f"{config.target!r}, or labels for a batch's ids in data/labels/ "
+            "(mldeck ingest data/incoming/)"
         )
-    batch_ids = [int(b["batch_id"]) for b in batches]
-    hashes = [str(b["snapshot_hash"]) for b in batches]
     frame, meta = load_dataset(project, spec, batch_ids, hashes)
     assert config.target is not None
     train = frame.filter(~pl.col(HOLDOUT)).drop(HOLDOUT)

@@ -124,6 +124,12 @@ def _check(
     return issues, id_col, label_col
 
 
+def label_sql_type(project: Project) -> str | None:
+    """The SQL type labels are cast to (stored as text): the target's contract type."""
+    label_type = _label_type(project)
+    return None if label_type is None else SQL_TYPES[label_type]
+
+
 def _label_type(project: Project) -> str | None:
     """The contract type of the target (None before the first data batch)."""
     contract = project.config.contract
@@ -264,10 +270,10 @@ def ingest_labels_file(
 def _store_labels(
     project: Project, con: duckdb.DuckDBPyConnection, batch_id: int, id_col: str, label_col: str
 ) -> None:
-    label_type = _label_type(project)
+    sql_type = label_sql_type(project)
     label = quote(label_col)
-    if label_type is not None:
-        label = f"CAST({label} AS {SQL_TYPES[label_type]})"
+    if sql_type is not None:
+        label = f"CAST({label} AS {sql_type})"
     table = con.sql(
         f"SELECT CAST({quote(id_col)} AS VARCHAR) AS row_id, CAST({label} AS VARCHAR) AS label"
         " FROM batch"
