@@ -203,4 +203,20 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX drift_windows_created ON drift_windows (created_at);
         """,
     ),
+    Migration(
+        4,
+        "provenance: the config and code each version was trained with",
+        """
+        -- One row per model version registered since this migration; versions
+        -- registered before it have none and read as "not recorded".
+        CREATE TABLE model_provenance (
+            model_version BIGINT PRIMARY KEY,
+            config_hash   VARCHAR,                 -- object store: mldeck.toml as it was
+            mldeck_version VARCHAR,                -- the installed mldeck distribution
+            git_commit    VARCHAR,                 -- the project folder's HEAD, when it is a git repo
+            git_dirty     BOOLEAN,                 -- uncommitted changes in that repo
+            recorded_at   TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]
