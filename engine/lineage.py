@@ -115,18 +115,16 @@ def version_record(catalog: Catalog, version: int) -> dict[str, Any]:
     }
 
 
-def parse_prediction_id(prediction_id: str) -> tuple[str, int | None]:
-    """`request_id` or `request_id/row` -> (request id, row or None)."""
-    request_id, _, row_text = prediction_id.strip().partition(ROW_SEPARATOR)
-    if not request_id:
-        raise NotFoundError("an empty prediction id: give the request id a server answered with")
-    if not row_text:
-        return request_id, None
-    if not row_text.isdigit():
-        raise NotFoundError(
-            f"{prediction_id!r}: after {ROW_SEPARATOR!r} comes the row number in the request"
-        )
-    return request_id, int(row_text)
+def _prediction_rows(
+    catalog: Catalog, request_id: str, row_index: int | None
+) -> list[dict[str, Any]]:
+    return catalog.rows(
+        "SELECT row_index, served_at, model_version, endpoint, inputs_json, output_json,"
+        " latency_ms, shadow FROM predictions WHERE request_id = ?"
+        + ("" if row_index is None else " AND row_index = ?")
+        + " ORDER BY shadow, row_index",
+        [request_id] if row_index is None else [request_id, row_index],
+    )
 
 
 def explain_prediction(catalog: Catalog, prediction_id: str) -> dict[str, Any]:
@@ -135,20 +133,21 @@ def explain_prediction(catalog: Catalog, prediction_id: str) -> dict[str, Any]:
     Raises:
         NotFoundError: no logged prediction has that id.
     """
-    request_id, row_index = parse_prediction_id(prediction_id)
-    rows = catalog.rows(
-        "SELECT row_index, served_at, model_version, endpoint, inputs_json, output_json,"
-        " latency_ms, shadow FROM predictions WHERE request_id = ?"
-        + ("" if row_index is None else " AND row_index = ?")
-        + " ORDER BY shadow, row_index",
-        [request_id] if row_index is None else [request_id, row_index],
-    )
+    prediction_id = prediction_id.strip()
+    if not prediction_id:
+        raise NotFoundError("an empty prediction id: give the request id a server answered with")
+    # A client may choose OIP ids containing the separator: the whole id is tried first.
+    request_id, row_index = prediction_id, None
+    rows = _prediction_rows(catalog, request_id, None)
+    head, separator, tail = prediction_id.rpartition(ROW_SEPARATOR)
+    if not rows and separator and head and tail.isdigit():
+        request_id, row_index = head, int(tail)
+        rows = _prediction_rows(catalog, request_id, row_index)
     if not rows:
-        where = "" if row_index is None else f" row {row_index}"
         raise NotFoundError(
-            f"no logged prediction {request_id!r}{where}: a prediction id is the request id a "
+            f"no logged prediction {prediction_id!r}: a prediction id is the request id a "
             "server answered with (x-request-id, or the OIP response's id), optionally "
-            f"followed by {ROW_SEPARATOR}ROW"
+            f"followed by {ROW_SEPARATOR}ROW (a row number in that request)"
         )
     served = [r for r in rows if not r["shadow"]]
     shadow_rows = [r for r in rows if r["shadow"]]
