@@ -24,6 +24,7 @@ from engine.pipeline import train
 from engine.project import init_project, open_project
 from engine.serving.app import create_app
 from tests.conftest import TWO_LINEAR, append_models, run_cli, serve_in_thread
+from tests.test_serving import oip_request
 
 ROWS_PER_REQUEST = 3
 
@@ -48,7 +49,8 @@ def played(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> d
     frame.slice(1500).write_csv(part_b)
     bad = base / "broken.csv"
     bad.write_bytes(b"\x00\x01\x02 not a table \xff\xfe")
-    requests = frame.slice(100, ROWS_PER_REQUEST).drop("default").to_dicts()
+    request_frame = frame.slice(100, ROWS_PER_REQUEST).drop("default")
+    requests = request_frame.to_dicts()
 
     root = base / "loans"
     init_project(root, target="default", id_column="loan_id")
@@ -63,6 +65,11 @@ def played(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> d
                 url = f"http://127.0.0.1:{port}"
                 _, headers = _post(f"{url}/invocations", {"dataframe_records": requests})
                 ids["P1"] = headers["x-request-id"]
+                # An OIP client may choose its own id, even one holding the row separator.
+                _post(
+                    f"{url}/v2/models/{project.config.name}/infer",
+                    oip_request(app, request_frame, id="client/7"),
+                )
         finally:
             app.close()
 
@@ -157,6 +164,18 @@ def test_explain_after_promotion_and_rollback(played: dict[str, Any]) -> None:
     assert [r["row"] for r in one_row["rows"]] == [1]
 
 
+def test_explain_a_client_chosen_oip_id(played: dict[str, Any]) -> None:
+    whole = cli_json(played["root"], "explain", "client/7")
+    assert (whole["request_id"], whole["endpoint"], whole["model_version"]) == (
+        "client/7",
+        "infer",
+        1,
+    )
+    assert [r["row"] for r in whole["rows"]] == list(range(ROWS_PER_REQUEST))
+    row = cli_json(played["root"], "explain", "client/7/2")
+    assert row["request_id"] == "client/7" and [r["row"] for r in row["rows"]] == [2]
+
+
 def test_explain_text_names_version_snapshot_and_promoter(played: dict[str, Any]) -> None:
     result = run_cli(["-C", str(played["root"]), "explain", played["ids"]["P2"]])
     assert result.exit_code == 0, result.stderr
@@ -199,7 +218,7 @@ def test_lineage_counts_predictions_and_writes_reports(
 ) -> None:
     record = cli_json(played["root"], "lineage", "1")
     days = record["predictions_by_day"]
-    assert sum(d["served"] for d in days) == 2 * ROWS_PER_REQUEST  # P1 and P3
+    assert sum(d["served"] for d in days) == 3 * ROWS_PER_REQUEST  # P1, client/7 and P3
     assert sum(d["shadow"] for d in days) == 0
     assert [(e["action"], e["actor"]) for e in record["history"]] == [
         ("promote", "mldeck"),
