@@ -83,7 +83,7 @@ def cli(ctx: click.Context, project_dir: Path) -> None:
 
 
 def _add_commands() -> None:
-    from app.commands import data, demo, models, monitoring, serve, status
+    from app.commands import audit, data, demo, lineage, models, monitoring, serve, status
 
     for command in (
         data.init,
@@ -98,6 +98,10 @@ def _add_commands() -> None:
         monitoring.alerts,
         monitoring.report,
         status.status,
+        lineage.explain,
+        lineage.lineage,
+        audit.audit,
+        lineage.reproduce,
         demo.demo,
     ):
         cli.add_command(command)

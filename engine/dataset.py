@@ -162,6 +162,29 @@ def load_dataset(
     return frame, meta
 
 
+def split_frame(
+    frame: pl.DataFrame, target: str, task: str
+) -> tuple[pl.DataFrame, pl.DataFrame, list[Any] | None]:
+    """(train, holdout, sorted classes or None) from a `load_dataset` frame."""
+    train = frame.filter(~pl.col(HOLDOUT)).drop(HOLDOUT)
+    holdout = frame.filter(pl.col(HOLDOUT)).drop(HOLDOUT)
+    if train.height < 10 or holdout.height < 2:
+        raise TrainingError(
+            f"too few labelled rows to train: {train.height} train and {holdout.height} holdout"
+        )
+    classes = None
+    if task == "classification":
+        classes = sorted(train[target].unique().to_list())
+        if len(classes) < 2:
+            raise TrainingError(f"the target {target!r} has only one class: {classes}")
+    return train, holdout, classes
+
+
+def dataset_hash_of(meta: dict[str, Any]) -> str:
+    """The dataset's version: a hash over its snapshots, columns and split."""
+    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
+
+
 def prepare_dataset(project: Project, spec: FeatureSpec) -> Dataset:
     config = project.config
     batch_ids, hashes = training_batches(project)
@@ -173,19 +196,9 @@ def prepare_dataset(project: Project, spec: FeatureSpec) -> Dataset:
         )
     frame, meta = load_dataset(project, spec, batch_ids, hashes)
     assert config.target is not None
-    train = frame.filter(~pl.col(HOLDOUT)).drop(HOLDOUT)
-    holdout = frame.filter(pl.col(HOLDOUT)).drop(HOLDOUT)
-    if train.height < 10 or holdout.height < 2:
-        raise TrainingError(
-            f"too few labelled rows to train: {train.height} train and {holdout.height} holdout"
-        )
     task = config.task or "classification"
-    classes = None
-    if task == "classification":
-        classes = sorted(train[config.target].unique().to_list())
-        if len(classes) < 2:
-            raise TrainingError(f"the target {config.target!r} has only one class: {classes}")
-    dataset_hash = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
+    train, holdout, classes = split_frame(frame, config.target, task)
+    dataset_hash = dataset_hash_of(meta)
     catalog = project.catalog
     with catalog.transaction():
         found = catalog.row(

@@ -28,6 +28,7 @@ from engine.errors import InputFileError
 from engine.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.project import Project
 from engine.stage_runs import stage_run
+from storage.audit import append_entry
 from storage.catalog import utcnow
 from storage.objects import sha256_file
 
@@ -276,6 +277,19 @@ def ingest_file(project: Project, path: Path, events: EventSink = ignore_events)
                     catalog.execute(
                         "INSERT INTO validation_issues VALUES (?, ?, ?, ?, ?)",
                         [batch_id, issue.severity, issue.column, issue.code, issue.message],
+                    )
+                if errors:
+                    append_entry(
+                        catalog,
+                        actor="mldeck",
+                        action="quarantine",
+                        reason="; ".join(i.message for i in errors),
+                        details={
+                            "batch_id": batch_id,
+                            "source": str(source),
+                            "sha256": digest,
+                            "quarantine_path": str(quarantine_path),
+                        },
                     )
             run.status = "quarantined" if errors else "succeeded"
             run.outputs = {

@@ -235,6 +235,7 @@ def _export(
     network = program.model_proto
     prep = convert_sklearn(
         preprocessor,
+        name="preprocessor",  # not skl2onnx's default random uuid: reproducible bytes
         initial_types=onnx_input_types(spec),
         target_opset={"": EXPORT_OPSET, "ai.onnx.ml": 3},
     )

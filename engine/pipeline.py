@@ -23,6 +23,7 @@ from engine.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.features import FeatureSpec, feature_spec
 from engine.monitor import record_reference_profile
 from engine.project import Project
+from engine.provenance import record_provenance
 from engine.registry import (
     CHAMPION,
     alias_version,
@@ -94,6 +95,8 @@ def train(
                 + ", ".join(c.name for c in candidates)
             )
         candidates = [c for c in candidates if c.name in only]
+    # The config as it was when training started, for lineage and `mldeck reproduce`.
+    config_hash = project.objects.put_bytes(config.path.read_bytes())
     spec = feature_spec(config)
     events(StageStarted("prepare", "dataset"))
     with stage_run(catalog, "prepare", {"feature_hash": spec.hash}) as run:
@@ -130,6 +133,7 @@ def train(
             feature_spec(config, candidate.kind),
             champion,
             champion_metrics,
+            config_hash,
             events,
         )
         for candidate in candidates
@@ -182,6 +186,7 @@ def _train_one(
     spec: FeatureSpec,
     champion: int | None,
     champion_metrics: dict[str, float | None] | None,
+    config_hash: str,
     events: EventSink,
 ) -> CandidateOutcome:
     config = project.config
@@ -236,21 +241,23 @@ def _train_one(
         with stage_run(catalog, "register", {"candidate": candidate.name}) as run:
             onnx_hash = project.objects.put_bytes(trained.onnx_bytes)
             native_hash = project.objects.put_bytes(trained.native_bytes)
-            version = register_version(
-                catalog,
-                trained=trained,
-                training_run_id=training_run_id,
-                dataset_id=dataset.dataset_id,
-                feature_hash=feature_hash,
-                task=dataset.task,
-                target=dataset.target,
-                classes=dataset.classes,
-                seed=seed,
-                onnx_hash=onnx_hash,
-                native_hash=native_hash,
-                metrics=metrics,
-                gates=gates,
-            )
+            with catalog.transaction():
+                version = register_version(
+                    catalog,
+                    trained=trained,
+                    training_run_id=training_run_id,
+                    dataset_id=dataset.dataset_id,
+                    feature_hash=feature_hash,
+                    task=dataset.task,
+                    target=dataset.target,
+                    classes=dataset.classes,
+                    seed=seed,
+                    onnx_hash=onnx_hash,
+                    native_hash=native_hash,
+                    metrics=metrics,
+                    gates=gates,
+                )
+                record_provenance(catalog, version, config_hash=config_hash, root=project.root)
             run.outputs = {"version": version, "onnx": onnx_hash}
     except Exception as exc:  # one candidate's failure must not stop the others
         message = exc.msg if isinstance(exc, MldeckError) else f"{type(exc).__name__}: {exc}"

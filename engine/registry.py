@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import platform
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import NotFoundError, RegistryError
-from engine.evaluate import GateResult
-from engine.onnx_tools import describe_io, make_session
-from engine.training import TrainedModel
 from storage.audit import append_entry
 from storage.catalog import Catalog, utcnow
+
+if TYPE_CHECKING:  # kept out of the import path of read-only commands (explain, lineage)
+    from engine.evaluate import GateResult
+    from engine.training import TrainedModel
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -63,6 +64,8 @@ def register_version(
     gates: GateResult,
 ) -> int:
     """Record a new model version and its metrics; returns the version number."""
+    from engine.onnx_tools import describe_io, make_session
+
     inputs, outputs = describe_io(make_session(trained.onnx_bytes))
     with catalog.transaction():
         version = int(catalog.scalar("SELECT coalesce(max(version), 0) + 1 FROM model_versions"))

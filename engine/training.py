@@ -133,6 +133,7 @@ def _train_sklearn(
     options = {type(estimator): {"zipmap": False}} if task == "classification" else None
     onnx_model = convert_sklearn(
         pipeline,
+        name=candidate.name,  # skl2onnx's default is a random uuid: the bytes would differ per run
         initial_types=onnx_input_types(spec),
         options=options,
         target_opset=SKLEARN_OPSET,

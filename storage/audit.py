@@ -73,11 +73,31 @@ def append_entry(
     return int(str(entry["entry_id"]))
 
 
+def first_broken_entry(catalog: Catalog) -> tuple[dict[str, Any], str] | None:
+    """The first entry that does not fit the chain and why, or None if all do.
+
+    An entry fits when it links to the hash of the entry before it and its own
+    hash still matches its content. A deleted or inserted entry breaks the link
+    of the one after it; an edited entry no longer matches its hash.
+    """
+    prev_hash = GENESIS_HASH
+    expected_id = 1
+    for entry in catalog.rows("SELECT * FROM audit_log ORDER BY entry_id"):
+        if entry["entry_id"] != expected_id:
+            return entry, f"expected entry {expected_id} here: an entry is missing"
+        if entry["prev_hash"] != prev_hash:
+            return (
+                entry,
+                "its link to the previous entry does not match (an entry before it was removed or replaced)",
+            )
+        if _entry_hash(entry, prev_hash) != entry["entry_hash"]:
+            return entry, "its content no longer matches its hash (the entry was altered)"
+        prev_hash = entry["entry_hash"]
+        expected_id += 1
+    return None
+
+
 def verify_chain(catalog: Catalog) -> int | None:
     """Return the id of the first entry whose hash does not fit, or None if all do."""
-    prev_hash = GENESIS_HASH
-    for entry in catalog.rows("SELECT * FROM audit_log ORDER BY entry_id"):
-        if entry["prev_hash"] != prev_hash or _entry_hash(entry, prev_hash) != entry["entry_hash"]:
-            return int(str(entry["entry_id"]))
-        prev_hash = entry["entry_hash"]
-    return None
+    broken = first_broken_entry(catalog)
+    return None if broken is None else int(str(broken[0]["entry_id"]))

@@ -265,4 +265,20 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX serving_errors_at ON serving_errors (served_at);
         """,
     ),
+    Migration(
+        5,
+        "provenance: the config and code each version was trained with",
+        """
+        -- One row per model version registered since this migration; versions
+        -- registered before it have none and read as "not recorded".
+        CREATE TABLE model_provenance (
+            model_version BIGINT PRIMARY KEY,
+            config_hash   VARCHAR,                 -- object store: mldeck.toml as it was
+            mldeck_version VARCHAR,                -- the installed mldeck distribution
+            git_commit    VARCHAR,                 -- the project folder's HEAD, when it is a git repo
+            git_dirty     BOOLEAN,                 -- uncommitted changes in that repo
+            recorded_at   TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 ]
