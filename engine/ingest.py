@@ -181,6 +181,29 @@ def load_batch(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
         raise InputFileError(f"{path.name}: {problem}")
 
 
+def audit_quarantine(
+    project: Project,
+    batch_id: int,
+    source: Path,
+    digest: str,
+    quarantine_path: Path | None,
+    errors: list[Issue],
+) -> None:
+    """The audit entry for a quarantined file (inside the caller's transaction)."""
+    append_entry(
+        project.catalog,
+        actor="mldeck",
+        action="quarantine",
+        reason="; ".join(i.message for i in errors),
+        details={
+            "batch_id": batch_id,
+            "source": str(source),
+            "sha256": digest,
+            "quarantine_path": str(quarantine_path),
+        },
+    )
+
+
 def quarantine_file(project: Project, path: Path, digest: str, issues: list[Issue]) -> Path:
     """Copy the file byte for byte into the quarantine, with a reason file beside it."""
     folder = project.quarantine_dir
@@ -279,18 +302,7 @@ def ingest_file(project: Project, path: Path, events: EventSink = ignore_events)
                         [batch_id, issue.severity, issue.column, issue.code, issue.message],
                     )
                 if errors:
-                    append_entry(
-                        catalog,
-                        actor="mldeck",
-                        action="quarantine",
-                        reason="; ".join(i.message for i in errors),
-                        details={
-                            "batch_id": batch_id,
-                            "source": str(source),
-                            "sha256": digest,
-                            "quarantine_path": str(quarantine_path),
-                        },
-                    )
+                    audit_quarantine(project, batch_id, source, digest, quarantine_path, errors)
             run.status = "quarantined" if errors else "succeeded"
             run.outputs = {
                 "batch_id": batch_id,

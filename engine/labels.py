@@ -25,7 +25,14 @@ import duckdb
 from engine.contract import SQL_TYPES, Issue, batch_schema, quote
 from engine.errors import InputFileError
 from engine.events import EventSink, StageFinished, StageStarted, ignore_events
-from engine.ingest import IngestResult, load_batch, quarantine_file, seen_before, sniff
+from engine.ingest import (
+    IngestResult,
+    audit_quarantine,
+    load_batch,
+    quarantine_file,
+    seen_before,
+    sniff,
+)
 from engine.project import Project
 from engine.registry import CHAMPION, alias_version
 from engine.stage_runs import stage_run
@@ -241,7 +248,9 @@ def ingest_labels_file(
                         "INSERT INTO validation_issues VALUES (?, ?, ?, ?, ?)",
                         [batch_id, issue.severity, issue.column, issue.code, issue.message],
                     )
-                if not errors:
+                if errors:
+                    audit_quarantine(project, batch_id, source, digest, quarantine_path, errors)
+                else:
                     assert id_col is not None and label_col is not None
                     _store_labels(project, con, batch_id, id_col, label_col)
             run.status = "quarantined" if errors else "succeeded"

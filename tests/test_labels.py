@@ -95,6 +95,11 @@ def test_a_bad_labels_file_is_quarantined_with_its_reason(
         "SELECT kind, status FROM batches WHERE batch_id = ?", [result.batch_id]
     )
     assert row == {"kind": "labels", "status": "quarantined"}
+    audit = trained.project.catalog.row(
+        "SELECT action, reason, details_json FROM audit_log ORDER BY entry_id DESC LIMIT 1"
+    )
+    assert audit is not None and audit["action"] == "quarantine"
+    assert reason in audit["reason"] and f'"batch_id": {result.batch_id}' in audit["details_json"]
 
 
 def test_labels_join_the_batch_rows_by_id_skip_and_duplicate(
