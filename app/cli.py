@@ -83,7 +83,7 @@ def cli(ctx: click.Context, project_dir: Path) -> None:
 
 
 def _add_commands() -> None:
-    from app.commands import data, demo, models, monitoring, serve, status
+    from app.commands import data, demo, doctor, models, monitoring, retrain, serve, status
 
     for command in (
         data.init,
@@ -93,6 +93,9 @@ def _add_commands() -> None:
         models.promote,
         models.rollback,
         serve.serve,
+        serve.daemon,
+        retrain.retrain,
+        doctor.doctor,
         monitoring.drift,
         status.status,
         demo.demo,

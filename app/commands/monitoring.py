@@ -7,8 +7,7 @@ from typing import Any
 import click
 
 from app import output
-from app.context import json_option, open_here
-from engine.errors import MldeckError
+from app.context import engine_client, json_option
 
 
 @click.command()
@@ -30,30 +29,11 @@ def drift(
     Thresholds are the defaults (PSI 0.1 warn / 0.2 alert, KS and chi-square
     p < 0.05 with an effect size >= 0.1, Jensen-Shannon 0.1).
     """
-    from engine.monitor import batch_window, latest_window, merged_window, parse_span
-
     if sum([span is not None, batch_id is not None, last]) > 1:
         raise click.UsageError("use at most one of --window, --batch and --last")
-    project = open_here(ctx)
-    if span is not None:
-        found = merged_window(project, parse_span(span))
-        where = f"in the last {span}"
-    elif batch_id is not None:
-        found = batch_window(project, batch_id)
-        where = f"for batch {batch_id}"
-    else:
-        found = latest_window(project)
-        where = "yet"
-    if found is None:
-        raise MldeckError(
-            f"no drift window {where}: drift is checked when a data batch is ingested while "
-            "the champion has a reference profile (mldeck train, then mldeck ingest)",
-            title="No drift window",
-        )
+    found = engine_client(ctx).drift(span, batch_id)
     if as_json:
-        info = found.to_dict()
-        report = info.pop("report")
-        output.print_json({**report, "window": info})
+        output.print_json(found)
         return
     _print_drift(found)
 
@@ -87,8 +67,8 @@ def _drift_row(f: dict[str, Any]) -> list[str]:
     ]
 
 
-def _print_drift(window: Any) -> None:
-    report = window.report
+def _print_drift(report: dict[str, Any]) -> None:
+    window = report["window"]
     columns = [
         "feature",
         "kind",
@@ -99,12 +79,13 @@ def _print_drift(window: Any) -> None:
         "status",
         "new categories",
     ]
-    if window.batch_ids and len(window.window_ids) == 1:
-        what = f"batch {window.batch_ids[0]}"
+    batch_ids, window_ids = window["batch_ids"], window["window_ids"]
+    if batch_ids and len(window_ids) == 1:
+        what = f"batch {batch_ids[0]}"
     else:
-        what = f"{len(window.window_ids)} windows (batches {', '.join(map(str, window.batch_ids))})"
+        what = f"{len(window_ids)} windows (batches {', '.join(map(str, batch_ids))})"
     title = (
-        f"Drift of {what}, {window.row_count} rows, vs champion v{window.model_version}'s "
+        f"Drift of {what}, {window['row_count']} rows, vs champion v{window['model_version']}'s "
         f"reference ({report['n_reference']} rows)"
     )
     out = output.stdout
@@ -124,5 +105,7 @@ def _print_drift(window: Any) -> None:
         f"with data; drifted at >= {report['dataset_share']:.0%}); status "
         f"[{_DRIFT_STYLE.get(report['status'], '')}]{report['status']}[/]"
     )
-    if window.skipped:
-        out.print(f"[dim]{window.skipped} window(s) left out: counted against another reference[/]")
+    if window["skipped_windows"]:
+        out.print(
+            f"[dim]{window['skipped_windows']} window(s) left out: counted against another reference[/]"
+        )
