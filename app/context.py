@@ -47,7 +47,7 @@ def open_here(ctx: click.Context, recover: bool = True) -> Project:
     owner = read_owner(root / STATE_DIR)
     if owner is not None:
         raise MldeckError(
-            f"the project is held by `mldeck {' '.join(owner.parts)}` (process {owner.pid}, "
+            f"the project is held by `{owner.command}` (process {owner.pid}, "
             f"{owner.url}); `mldeck {ctx.info_name}` cannot run beside it: stop it first",
             title="Project in use",
         )
