@@ -236,6 +236,7 @@ def test_cli_answers_the_same_through_the_daemon(
     assert status.pop("engine")["parts"] == ["serve", "watcher", "scheduler"]
     assert status.pop("serving")["version"] == status["champion"]["version"]
     assert expected_status.pop("engine") is None and expected_status.pop("serving") is None
+    assert (status.pop("root"), expected_status.pop("root")) == (str(through), str(direct))
     assert status == expected_status
     assert answers == expected
     assert [a["status"] for a in answers[0]] == ["accepted"]
