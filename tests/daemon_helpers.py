@@ -16,7 +16,9 @@ from engine.owner import project_token, read_owner
 from tests.conftest import REPO, free_port
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
+def wait_until(
+    check: Callable[[], Any], timeout: float = 60.0, what: str = "", interval: float = 0.1
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -24,7 +26,7 @@ def wait_until(check: Callable[[], Any], timeout: float = 60.0, what: str = "") 
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(0.1)
+        time.sleep(interval)
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

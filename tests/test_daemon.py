@@ -114,23 +114,26 @@ def test_dropped_files_are_each_ingested_once(
             daemon.kill()
 
 
-def test_a_burst_of_files_is_ingested_in_order(project: Path, small_reference: Path) -> None:
+def test_a_burst_of_files_is_ingested_in_order(make_project: Any) -> None:
+    # Three columns, two rows a file: the test is about the queue, not validation.
     count = 1000
-    header, *rows = small_reference.read_text().splitlines(keepends=True)
+    project = make_project("burst", target="y", id_column="id", models=LINEAR)
     incoming = project / "data" / "incoming"
     daemon = Daemon(project)
     try:
         engine = daemon.ready()
         names = []
         for i in range(count):
-            # ascending names are not the order checked: the write order is
+            # names in another order than they are written: the write order is what counts
             name = f"burst_{(i * 7919) % count:04d}.csv"
-            (incoming / name).write_text(header + rows[i % len(rows)] + rows[(i + 1) % len(rows)])
+            (incoming / name).write_text(f"id,x,y\n{2 * i},{i * 0.5},{i % 2}\n{2 * i + 1},{i},1\n")
             names.append(name)
         wait_until(
-            lambda: sum(engine.status()["batches"].values()) == count, 600, f"{count} batches"
+            lambda: sum(engine.status()["batches"].values()) == count,
+            900,
+            f"{count} batches",
+            interval=1.0,
         )
-        daemon.idle(engine)
         assert daemon.stop(timeout=30) == 0
     finally:
         if daemon.process.poll() is None:
@@ -138,7 +141,7 @@ def test_a_burst_of_files_is_ingested_in_order(project: Path, small_reference: P
     with open_project(project) as opened:
         got = opened.catalog.rows("SELECT source_name, status FROM batches ORDER BY batch_id")
     assert [r["source_name"] for r in got] == names  # in order, none lost, none doubled
-    assert {r["status"] for r in got} <= {"accepted", "warned", "duplicate"}
+    assert {r["status"] for r in got} <= {"accepted", "warned"}
 
 
 def test_one_owner_per_project(project: Path) -> None:
