@@ -306,3 +306,33 @@ def test_mldeck_status_shows_the_engine(trained: Path, tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "Engine: serve + watcher + scheduler" in shown.stdout
     assert "queue: idle" in shown.stdout and "Recent batches" in shown.stdout
+
+
+def test_the_schedule_proposes_a_retrain_and_a_person_dismisses_it(
+    trained: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "loans"
+    shutil.copytree(trained, root)
+    config = root / "mldeck.toml"
+    config.write_text(config.read_text().replace("# every = ", "every = "))
+    with open_project(root) as opened:
+        assert opened.config.retrain.every == "7d"
+        opened.catalog.execute("UPDATE model_versions SET created_at = created_at - INTERVAL 8 DAY")
+    daemon = Daemon(root)
+    try:
+        engine = daemon.ready()
+        (proposal,) = wait_until(engine.proposals, 30, "a schedule proposal")
+        assert proposal["trigger"] == "schedule" and proposal["status"] == "pending"
+        assert proposal["evidence"]["every"] == "7d"
+        assert engine.status()["retrain_proposals"][0]["proposal_id"] == proposal["proposal_id"]
+        dismissed = cli(
+            "retrain", "--dismiss", str(proposal["proposal_id"]), "--reason", "not now", cwd=root
+        )
+        assert dismissed.returncode == 0, dismissed.stderr
+        assert "dismissed" in dismissed.stdout
+        time.sleep(2.5)  # ticks of the scheduler: not due again for a week
+        assert [p["status"] for p in engine.proposals()] == ["dismissed"]
+        assert daemon.stop() == 0
+    finally:
+        if daemon.process.poll() is None:
+            daemon.kill()
