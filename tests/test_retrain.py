@@ -90,7 +90,11 @@ def test_prompt_stores_one_proposal_per_trigger_and_a_person_decides(
     assert shown["status"] == "pending"
 
     dismissed = decide(project, first["proposal_id"], accept=False, actor="ana", reason="not now")
-    assert dismissed == {"proposal_id": first["proposal_id"], "status": "dismissed", "retrain": None}
+    assert dismissed == {
+        "proposal_id": first["proposal_id"],
+        "status": "dismissed",
+        "retrain": None,
+    }
     with pytest.raises(RegistryError, match="already dismissed"):
         decide(project, first["proposal_id"], accept=True, actor="ana", reason="changed my mind")
 
