@@ -83,7 +83,18 @@ def cli(ctx: click.Context, project_dir: Path) -> None:
 
 
 def _add_commands() -> None:
-    from app.commands import audit, data, demo, lineage, models, monitoring, serve, status
+    from app.commands import (
+        audit,
+        data,
+        demo,
+        doctor,
+        lineage,
+        models,
+        monitoring,
+        retrain,
+        serve,
+        status,
+    )
 
     for command in (
         data.init,
@@ -93,6 +104,9 @@ def _add_commands() -> None:
         models.promote,
         models.rollback,
         serve.serve,
+        serve.daemon,
+        retrain.retrain,
+        doctor.doctor,
         monitoring.drift,
         monitoring.perf,
         monitoring.alerts,

@@ -12,6 +12,7 @@ import click
 from engine.errors import MldeckError
 
 if TYPE_CHECKING:
+    from engine.client import EngineClient
     from engine.project import Project
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
@@ -24,8 +25,20 @@ def default_actor() -> str:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-def open_here(ctx: click.Context) -> Project:
-    """Open the project for this command; refuse clearly when an engine holds it."""
+def engine_client(ctx: click.Context) -> EngineClient:
+    """The engine this command talks to: the one that holds the project, if one does
+    (its control API), else the catalog opened here."""
+    from engine.client import LocalEngine, remote_engine
+
+    return remote_engine(Path(ctx.obj["project"])) or LocalEngine(open_here(ctx))
+
+
+def open_here(ctx: click.Context, recover: bool = True) -> Project:
+    """Open the project for this command; refuse clearly when an engine holds it.
+
+    Args:
+        recover: mark the stage runs that a dead process left running as interrupted.
+    """
     from engine.owner import read_owner
     from engine.project import STATE_DIR, find_root, open_project
     from engine.stage_runs import mark_interrupted
@@ -34,11 +47,12 @@ def open_here(ctx: click.Context) -> Project:
     owner = read_owner(root / STATE_DIR)
     if owner is not None:
         raise MldeckError(
-            f"the project is held by `mldeck {' '.join(owner.parts)}` (process {owner.pid}, "
-            f"{owner.url}); `mldeck {ctx.info_name}` cannot go through it yet: stop it first",
+            f"the project is held by `{owner.command}` (process {owner.pid}, "
+            f"{owner.url}); `mldeck {ctx.info_name}` cannot run beside it: stop it first",
             title="Project in use",
         )
     project = open_project(root)
-    mark_interrupted(project.catalog)
+    if recover:
+        mark_interrupted(project.catalog)
     ctx.call_on_close(project.close)
     return project

@@ -3,38 +3,131 @@ the control API of the engine that owns the project.
 
 `LocalEngine` works on an open project. `RemoteEngine` sends the call to the
 owning engine over HTTP on its loopback address with the project's token, and
-raises the same `MldeckError`s with the same messages, so the CLI's output is
-the same either way.
+raises the same `MldeckError`s with the same messages. Every call answers JSON
+data (`engine.status.jsonable`), so the CLI prints the same thing either way.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from engine.errors import MldeckError, ProjectError
+from engine.events import Event, EventHub, EventSink, event_from_dict
 from engine.owner import project_token, read_owner
 from engine.project import STATE_DIR, Project, find_root
+from engine.status import jsonable
 
 CONTROL_TIMEOUT_S = 30.0
+CONNECT_RETRY_S = 5.0
+"""An engine that just claimed the project may not listen yet: connection refusals are retried this long."""
+EVENTS_TIMEOUT_S = 60.0
+"""The event stream sends a keep-alive comment well within this."""
 
 
 class EngineClient(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+    def models(self) -> list[dict[str, Any]]: ...
+
+    def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]: ...
+
+    def ingest(self, paths: list[str]) -> list[dict[str, Any]]: ...
+
+    def train(self, *, actor: str, only: list[str]) -> dict[str, Any]: ...
+
     def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]: ...
 
     def rollback(self, *, actor: str, reason: str) -> dict[str, Any]: ...
 
-    def status(self) -> dict[str, Any]: ...
+    def retrain(self, *, actor: str, reason: str) -> dict[str, Any]: ...
+
+    def proposals(self) -> list[dict[str, Any]]: ...
+
+    def decide(
+        self, proposal_id: int, *, accept: bool, actor: str, reason: str
+    ) -> dict[str, Any]: ...
+
+    def doctor(self) -> dict[str, Any]: ...
+
+    def events(self) -> Iterator[Event]: ...
 
 
 class LocalEngine:
-    """Calls on a project this process has open."""
+    """Calls on a project this process has open.
 
-    def __init__(self, project: Project) -> None:
+    Args:
+        hub: where the calls' events go; `events()` iterates over it.
+    """
+
+    def __init__(self, project: Project, hub: EventHub | None = None) -> None:
         self.project = project
+        self.hub = hub or EventHub()
+
+    @property
+    def _sink(self) -> EventSink:
+        return self.hub.publish
+
+    def status(self) -> dict[str, Any]:
+        from engine.status import project_status
+
+        return project_status(self.project)
+
+    def models(self) -> list[dict[str, Any]]:
+        from engine.registry import list_versions
+
+        versions: list[dict[str, Any]] = jsonable(list_versions(self.project.catalog))
+        return versions
+
+    def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
+        from engine.monitor import batch_window, latest_window, merged_window, parse_span
+
+        if span is not None:
+            found = merged_window(self.project, parse_span(span))
+            where = f"in the last {span}"
+        elif batch_id is not None:
+            found = batch_window(self.project, batch_id)
+            where = f"for batch {batch_id}"
+        else:
+            found = latest_window(self.project)
+            where = "yet"
+        if found is None:
+            raise MldeckError(
+                f"no drift window {where}: drift is checked when a data batch is ingested while "
+                "the champion has a reference profile (mldeck train, then mldeck ingest)",
+                title="No drift window",
+            )
+        info = found.to_dict()
+        report = info.pop("report")
+        answer: dict[str, Any] = jsonable({**report, "window": info})
+        return answer
+
+    def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
+        """Ingest files, or every candidate file in folders (default: incoming, then labels)."""
+        from engine.ingest import expand_paths, ingest_dropped, ingest_result_dict
+
+        project = self.project
+        default = [project.incoming_dir] + (
+            [project.labels_dir] if project.labels_dir.is_dir() else []
+        )
+        files = expand_paths([Path(p) for p in paths] or default)
+        return [
+            jsonable(ingest_result_dict(project, ingest_dropped(project, path, self._sink)))
+            for path in files
+        ]
+
+    def train(self, *, actor: str, only: list[str]) -> dict[str, Any]:
+        from engine.pipeline import train, train_result_dict
+
+        result = train(self.project, events=self._sink, actor=actor, only=only)
+        answer: dict[str, Any] = jsonable(train_result_dict(result))
+        return answer
 
     def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]:
         from engine.registry import promote
@@ -46,10 +139,42 @@ class LocalEngine:
 
         return rollback(self.project.catalog, actor=actor, reason=reason)
 
-    def status(self) -> dict[str, Any]:
-        from engine.status import project_status
+    def retrain(self, *, actor: str, reason: str) -> dict[str, Any]:
+        """A person asks for a retrain: it runs now, whatever the policy (the person decided)."""
+        from engine.retrain import run_retrain
 
-        return project_status(self.project)
+        answer: dict[str, Any] = jsonable(
+            run_retrain(self.project, actor=actor, reason=reason, on_event=self._sink)
+        )
+        return answer
+
+    def proposals(self) -> list[dict[str, Any]]:
+        from engine.retrain import list_proposals
+
+        return list_proposals(self.project)
+
+    def decide(self, proposal_id: int, *, accept: bool, actor: str, reason: str) -> dict[str, Any]:
+        from engine.retrain import decide
+
+        answer: dict[str, Any] = jsonable(
+            decide(
+                self.project,
+                proposal_id,
+                accept=accept,
+                actor=actor,
+                reason=reason,
+                on_event=self._sink,
+            )
+        )
+        return answer
+
+    def doctor(self) -> dict[str, Any]:
+        from engine.doctor import check_project
+
+        return check_project(self.project)
+
+    def events(self) -> Iterator[Event]:
+        return self.hub.iterate()
 
 
 class RemoteEngine:
@@ -59,40 +184,112 @@ class RemoteEngine:
         self.url = url.rstrip("/")
         self.token = token
 
-    def _call(self, path: str, payload: dict[str, Any] | None) -> dict[str, Any]:
+    def _request(self, path: str, payload: dict[str, Any] | None, timeout: float | None) -> Any:
         request = urllib.request.Request(
             self.url + path,
             data=None if payload is None else json.dumps(payload).encode(),
             method="GET" if payload is None else "POST",
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
         )
-        try:
-            with urllib.request.urlopen(request, timeout=CONTROL_TIMEOUT_S) as response:
-                result: dict[str, Any] = json.loads(response.read())
-                return result
-        except urllib.error.HTTPError as exc:
+        deadline = time.monotonic() + CONNECT_RETRY_S
+        while True:
             try:
-                body = json.loads(exc.read())
-            except ValueError:
-                body = {}
-            raise MldeckError(
-                body.get("error", f"the engine at {self.url} answered HTTP {exc.code}"),
-                title=body.get("title"),
-            ) from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise ProjectError(f"the engine at {self.url} does not answer: {exc}") from exc
+                return urllib.request.urlopen(request, timeout=timeout)
+            except urllib.error.HTTPError as exc:
+                try:
+                    body = json.loads(exc.read())
+                except ValueError:
+                    body = {}
+                raise MldeckError(
+                    body.get("error", f"the engine at {self.url} answered HTTP {exc.code}"),
+                    title=body.get("title"),
+                ) from exc
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                if isinstance(reason, ConnectionRefusedError) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                raise ProjectError(f"the engine at {self.url} does not answer: {reason}") from exc
 
-    def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]:
-        return self._call(
-            "/control/promote",
-            {"version": version, "actor": actor, "reason": reason, "force": force},
-        )
-
-    def rollback(self, *, actor: str, reason: str) -> dict[str, Any]:
-        return self._call("/control/rollback", {"actor": actor, "reason": reason})
+    def _call(
+        self, path: str, payload: dict[str, Any] | None, timeout: float | None = CONTROL_TIMEOUT_S
+    ) -> Any:
+        """One control call's JSON answer; `timeout` None waits for a job however long it runs."""
+        try:
+            with self._request(path, payload, timeout) as response:
+                return json.loads(response.read())
+        except (OSError, ValueError) as exc:  # the engine went away mid-answer
+            raise ProjectError(f"the engine at {self.url} stopped answering: {exc}") from exc
 
     def status(self) -> dict[str, Any]:
-        return self._call("/control/status", None)
+        answer: dict[str, Any] = self._call("/control/status", None)
+        return answer
+
+    def models(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._call("/control/models", None)
+        return answer
+
+    def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
+        query = {k: v for k, v in (("span", span), ("batch", batch_id)) if v is not None}
+        answer: dict[str, Any] = self._call(
+            "/control/drift" + (f"?{urllib.parse.urlencode(query)}" if query else ""), None
+        )
+        return answer
+
+    def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._call("/control/ingest", {"paths": paths}, None)
+        return answer
+
+    def train(self, *, actor: str, only: list[str]) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call("/control/train", {"actor": actor, "only": only}, None)
+        return answer
+
+    def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/promote",
+            {"version": version, "actor": actor, "reason": reason, "force": force},
+            None,
+        )
+        return answer
+
+    def rollback(self, *, actor: str, reason: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/rollback", {"actor": actor, "reason": reason}, None
+        )
+        return answer
+
+    def retrain(self, *, actor: str, reason: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/retrain", {"actor": actor, "reason": reason}, None
+        )
+        return answer
+
+    def proposals(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._call("/control/proposals", None)
+        return answer
+
+    def decide(self, proposal_id: int, *, accept: bool, actor: str, reason: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/proposals/" + ("accept" if accept else "dismiss"),
+            {"proposal_id": proposal_id, "actor": actor, "reason": reason},
+            None,
+        )
+        return answer
+
+    def doctor(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call("/control/doctor", None)
+        return answer
+
+    def events(self) -> Iterator[Event]:
+        """The engine's events as they happen (server-sent events), until it stops."""
+        with self._request("/control/events", None, EVENTS_TIMEOUT_S) as response:
+            for raw in response:
+                line = raw.decode("utf-8").rstrip("\r\n")
+                if not line.startswith("data:"):
+                    continue  # keep-alive comments and blank separators
+                event = event_from_dict(json.loads(line[5:]))
+                if event is not None:
+                    yield event
 
 
 def remote_engine(start: Path) -> RemoteEngine | None:

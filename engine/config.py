@@ -93,6 +93,14 @@ port = 8765
 # [alerts.min]                   # live performance floors, e.g. accuracy = 0.9
 # [alerts.max]                   # ceilings for rmse / mae / log_loss
 # [alerts.max_drop]              # the largest drop from the holdout figure, e.g. roc_auc = 0.05
+
+[retrain]
+policy = "prompt"                # prompt: store a proposal for a person | auto: retrain, promote through the gates | off
+# every = "7d"                   # propose a retrain when the last training is this old
+
+[watch]                          # `mldeck daemon` watches data.incoming and data.labels
+polling = false                  # true on network file systems (no close events): wait for quiet files
+quiet_seconds = 2.0              # polling: a file is taken once its size stopped changing this long
 """
 
 
@@ -193,6 +201,28 @@ class AlertRules:
     """Serving: the 99th percentile of the scoring latency."""
 
 
+RETRAIN_POLICIES = ("prompt", "auto", "off")
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    policy: str = "prompt"
+    """prompt: a trigger stores a pending proposal; auto: retrain and promote through the gates;
+    off: a trigger is only logged."""
+    every: str | None = None
+    """A schedule trigger, e.g. "7d": fires when the last training is older than this."""
+    min_new_labels: int | None = None
+    """A new-labels trigger: fires once this many labelled rows arrived since the last training."""
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    polling: bool = False
+    """Poll the folders instead of inotify (network file systems give no close events)."""
+    quiet_seconds: float = 2.0
+    """Polling: a file is taken once its size and mtime stopped changing for this long."""
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -216,6 +246,8 @@ class Config:
     contract: Contract | None
     drift: DriftSettings = field(default_factory=DriftSettings)
     alerts: AlertRules = field(default_factory=AlertRules)
+    retrain: RetrainConfig = RetrainConfig()
+    watch: WatchConfig = WatchConfig()
 
     def with_contract(self, contract: Contract) -> Config:
         return replace(self, contract=contract)
@@ -421,6 +453,8 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
             "contract",
             "drift",
             "alerts",
+            "retrain",
+            "watch",
         }
     )
     project = root.sub("project")
@@ -437,6 +471,19 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
     validation.check_keys({"max_null_fraction"})
     serving = root.sub("serving")
     serving.check_keys({"host", "port"})
+    retrain = root.sub("retrain")
+    retrain.check_keys({"policy", "every", "min_new_labels"})
+    watch = root.sub("watch")
+    watch.check_keys({"polling", "quiet_seconds"})
+    every = retrain.get_str("every")
+    if every is not None:
+        _check_span(retrain, "every", every)
+    min_new_labels = (
+        retrain.get_int("min_new_labels", 0, 1) if "min_new_labels" in retrain.data else None
+    )
+    polling = watch.data.get("polling", False)
+    if not isinstance(polling, bool):
+        raise watch.fail("polling", f"must be true or false, not {polling!r}")
 
     task = data_t.get_str("task", None, ("classification", "regression"))
     known_metrics = CLASSIFICATION_METRICS + REGRESSION_METRICS
@@ -478,7 +525,26 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         contract=contract,
         drift=_parse_drift(root.sub("drift"), contract),
         alerts=_parse_alerts(root.sub("alerts")),
+        retrain=RetrainConfig(
+            policy=retrain.get_str("policy", "prompt", RETRAIN_POLICIES),
+            every=every,
+            min_new_labels=min_new_labels,
+        ),
+        watch=WatchConfig(
+            polling=polling,
+            quiet_seconds=watch.get_float("quiet_seconds", 2.0, 0.0, 3600.0),
+        ),
     )
+
+
+def _check_span(table: _Table, name: str, text: str) -> None:
+    from engine.errors import MldeckError
+    from engine.monitor import parse_span  # the one parser of "7d"-style spans
+
+    try:
+        parse_span(text)
+    except MldeckError as exc:
+        raise table.fail(name, exc.msg) from None
 
 
 def load_config(path: Path) -> Config:

@@ -32,6 +32,11 @@ class Owner:
     """What the engine runs: serve, watcher, scheduler, ..."""
     started_at: str
 
+    @property
+    def command(self) -> str:
+        """The command that runs this engine, as a person would type it."""
+        return "mldeck daemon" if "watcher" in self.parts else "mldeck serve"
+
 
 def pid_alive(pid: int) -> bool:
     try:
@@ -78,8 +83,8 @@ def claim(state_dir: Path, url: str, parts: tuple[str, ...]) -> Owner:
     current = read_owner(state_dir)
     if current is not None and current.pid != os.getpid():
         raise ProjectError(
-            f"this project is held by process {current.pid} ({', '.join(current.parts)}) "
-            f"at {current.url}; stop it first"
+            f"this project is held by `{current.command}` (process {current.pid}, "
+            f"{current.url}); stop it first"
         )
     project_token(state_dir)
     owner = Owner(pid=os.getpid(), url=url, parts=parts, started_at=utcnow().isoformat() + "Z")

@@ -339,3 +339,19 @@ def _record_training_run(
             ],
         )
     )
+
+
+def train_result_dict(result: TrainResult) -> dict[str, Any]:
+    """A training run's answer as JSON data (what `mldeck train --json` prints)."""
+    return {
+        "dataset_id": result.dataset_id,
+        "train_rows": result.train_rows,
+        "holdout_rows": result.holdout_rows,
+        "feature_hash": result.feature_hash,
+        "primary_metric": result.primary_metric,
+        "candidates": [vars(o) for o in result.outcomes],
+        "champion_before": result.champion_before,
+        "champion": result.champion,
+        "challenger": result.challenger,
+        "champion_holdout_metrics": result.champion_holdout_metrics,
+    }

@@ -6,7 +6,9 @@ built here or came over the control API of the engine that owns the project.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from engine.project import Project
@@ -17,17 +19,37 @@ def iso(value: Any) -> Any:
     return value.isoformat(timespec="seconds") + "Z" if isinstance(value, datetime) else value
 
 
+def jsonable(value: Any) -> Any:
+    """`value` as plain JSON data (datetimes as ISO strings, paths as strings, NaN as null),
+    so an answer reads the same built here or received over the control API."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _iso_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{key: iso(value) for key, value in row.items()} for row in rows]
 
 
 def project_status(
-    project: Project, recent: int = 10, serving: dict[str, Any] | None = None
+    project: Project,
+    recent: int = 10,
+    serving: dict[str, Any] | None = None,
+    engine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Batches, quarantine, recent stage runs, champion and challenger.
 
     Args:
         serving: what the engine that owns the project serves, if one does.
+        engine: the owning engine's parts and pipeline queue, if one runs.
     """
     catalog = project.catalog
     counts = {
@@ -50,6 +72,15 @@ def project_status(
         " epoch(ended_at) - epoch(started_at) AS duration_s, error"
         " FROM stage_runs ORDER BY run_id DESC LIMIT ?",
         [recent],
+    )
+    batches = catalog.rows(
+        "SELECT batch_id, kind, source_name, status, row_count, duplicate_of, ingested_at"
+        " FROM batches ORDER BY batch_id DESC LIMIT ?",
+        [recent],
+    )
+    proposals = catalog.rows(
+        "SELECT proposal_id, trigger, created_at FROM retrain_proposals WHERE status = 'pending'"
+        " ORDER BY proposal_id"
     )
 
     def alias_info(alias: str) -> dict[str, Any] | None:
@@ -74,9 +105,12 @@ def project_status(
         "rows": int(rows["rows"]),
         "labelled_rows": int(rows["labelled"]),
         "quarantine": _iso_rows(quarantine),
+        "recent_batches": _iso_rows(batches),
         "recent_runs": _iso_rows(runs),
+        "retrain_proposals": _iso_rows(proposals),
         "champion": alias_info(CHAMPION),
         "challenger": alias_info(CHALLENGER),
         "model_versions": int(catalog.scalar("SELECT count(*) FROM model_versions")),
         "serving": serving,
+        "engine": engine,
     }

@@ -278,6 +278,36 @@ MIGRATIONS: list[Migration] = [
             git_commit    VARCHAR,                 -- the project folder's HEAD, when it is a git repo
             git_dirty     BOOLEAN,                 -- uncommitted changes in that repo
             recorded_at   TIMESTAMP NOT NULL
+        """,
+    ),
+    Migration(
+        6,
+        "engine daemon: pipeline jobs and retrain proposals",
+        """
+        CREATE SEQUENCE job_id_seq START 1;
+        CREATE TABLE jobs (
+            job_id       BIGINT PRIMARY KEY DEFAULT nextval('job_id_seq'),
+            kind         VARCHAR NOT NULL,         -- train | retrain
+            args_json    VARCHAR NOT NULL,
+            status       VARCHAR NOT NULL,         -- queued | running | succeeded | failed
+            submitted_at TIMESTAMP NOT NULL,
+            started_at   TIMESTAMP,
+            ended_at     TIMESTAMP,
+            attempts     INTEGER NOT NULL,         -- > 1: redone after the engine stopped mid-job
+            result_json  VARCHAR,
+            error        VARCHAR
+        );
+
+        CREATE SEQUENCE retrain_proposal_id_seq START 1;
+        CREATE TABLE retrain_proposals (
+            proposal_id     BIGINT PRIMARY KEY DEFAULT nextval('retrain_proposal_id_seq'),
+            created_at      TIMESTAMP NOT NULL,
+            trigger         VARCHAR NOT NULL,      -- schedule | alert | labels | person
+            evidence_json   VARCHAR NOT NULL,
+            status          VARCHAR NOT NULL,      -- pending | accepted | dismissed
+            decided_at      TIMESTAMP,
+            decided_by      VARCHAR,
+            decision_reason VARCHAR
         );
         """,
     ),

@@ -162,10 +162,11 @@ def test_promote_and_rollback_go_through_the_running_server(
         "name": "loans",
         "provider": "CPUExecutionProvider",
     }
-    # A command that would open the catalog says who holds it, no traceback.
-    models = mldeck("models", cwd=root)
-    assert models.returncode == 1
-    assert "held by `mldeck serve`" in models.stderr and "Traceback" not in models.stderr
+    # A second engine is refused with a message naming the one that holds the project.
+    second = mldeck("daemon", "--port", str(free_port()), cwd=root)
+    assert second.returncode == 1
+    assert "held by `mldeck serve`" in second.stderr and str(owner.pid) in second.stderr
+    assert "Traceback" not in second.stderr
 
     unknown = mldeck("promote", "9", "--reason", "x", cwd=root)
     assert unknown.returncode == 1 and "no model version 9" in unknown.stderr

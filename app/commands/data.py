@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from app import output
-from app.context import json_option, open_here
+from app.context import engine_client, json_option
 
 
 @click.command()
@@ -47,48 +47,25 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     .mldeck/quarantine/ with its reasons; source files are never changed.
     Files under data/labels/ are delayed labels (id, label), joined by id to
     what the champion predicted. Default PATHS: data/incoming/, then data/labels/.
+    While a daemon holds the project, the files are ingested by it, in its
+    pipeline queue.
     """
-    from engine.ingest import expand_paths, ingest_file
-    from engine.labels import ingest_labels_file
-
-    project = open_here(ctx)
-    default = [project.incoming_dir] + ([project.labels_dir] if project.labels_dir.is_dir() else [])
-    files = expand_paths(list(paths) or default)
-    labels_dir = project.labels_dir.resolve()
-    results = []
-    for path in files:
-        is_labels = path.resolve().is_relative_to(labels_dir)
-        result = ingest_labels_file(project, path) if is_labels else ingest_file(project, path)
-        results.append(result)
-        if not as_json:
-            _print_ingest(result, is_labels)
+    # Absolute paths: the engine that ingests may run in another folder.
+    results = engine_client(ctx).ingest([str(p.resolve()) for p in paths])
     if as_json:
-        output.print_json(
-            [
-                {
-                    "path": str(r.path),
-                    "status": r.status,
-                    "sha256": r.content_hash,
-                    "batch_id": r.batch_id,
-                    "rows": r.rows,
-                    "labelled": r.labelled,
-                    "snapshot": r.snapshot_hash,
-                    "duplicate_of": r.duplicate_of,
-                    "previous_status": r.previous_status,
-                    "quarantine_path": str(r.quarantine_path) if r.quarantine_path else None,
-                    "issues": [vars(i) for i in r.issues],
-                }
-                for r in results
-            ]
-        )
-    elif not files:
+        output.print_json(results)
+    elif not results:
         output.stdout.print("No files to ingest.")
-    quarantined = [r for r in results if r.status == "quarantined"]
+    for result in results:
+        if not as_json:
+            _print_ingest(result)
+    quarantined = [r for r in results if r["status"] == "quarantined"]
     for r in quarantined:
-        reasons = "; ".join(i.message for i in r.issues if i.severity == "error")
-        if not reasons.startswith(r.path.name):
-            reasons = f"{r.path.name}: {reasons}"
-        output.error("Quarantined", f"{reasons} (kept at {r.quarantine_path})")
+        name = Path(r["path"]).name
+        reasons = "; ".join(i["message"] for i in r["issues"] if i["severity"] == "error")
+        if not reasons.startswith(name):
+            reasons = f"{name}: {reasons}"
+        output.error("Quarantined", f"{reasons} (kept at {r['quarantine_path']})")
     if quarantined:
         sys.exit(1)
 
@@ -102,23 +79,24 @@ _STATUS_STYLE = {
 }
 
 
-def _print_ingest(result: Any, is_labels: bool) -> None:
+def _print_ingest(result: dict[str, Any]) -> None:
     from rich.markup import escape
 
-    style = _STATUS_STYLE.get(result.status, "")
-    line = f"[{style}]{result.status:<11}[/] {escape(result.path.name)}"
-    if result.status in ("accepted", "warned") and is_labels:
-        line += f"  labels {result.batch_id}, {result.rows} rows"
-    elif result.status in ("accepted", "warned"):
-        kind = "labelled" if result.labelled else "unlabelled"
-        line += f"  batch {result.batch_id}, {result.rows} rows, {kind}"
-    elif result.status == "duplicate":
-        line += f"  same bytes as batch {result.duplicate_of}"
-    elif result.status == "skipped":
-        line += f"  already ingested (batch {result.batch_id}, {result.previous_status})"
-    elif result.status == "quarantined":
-        line += f"  -> {escape(str(result.quarantine_path))}"
+    status = result["status"]
+    style = _STATUS_STYLE.get(status, "")
+    line = f"[{style}]{status:<11}[/] {escape(Path(result['path']).name)}"
+    if status in ("accepted", "warned") and result["kind"] == "labels":
+        line += f"  labels {result['batch_id']}, {result['rows']} rows"
+    elif status in ("accepted", "warned"):
+        kind = "labelled" if result["labelled"] else "unlabelled"
+        line += f"  batch {result['batch_id']}, {result['rows']} rows, {kind}"
+    elif status == "duplicate":
+        line += f"  same bytes as batch {result['duplicate_of']}"
+    elif status == "skipped":
+        line += f"  already ingested (batch {result['batch_id']}, {result['previous_status']})"
+    elif status == "quarantined":
+        line += f"  -> {escape(str(result['quarantine_path']))}"
     output.stdout.print(line)
-    for issue in result.issues:
-        mark = "[red]✗[/]" if issue.severity == "error" else "[yellow]![/]"
-        output.stdout.print(f"    {mark} {escape(issue.message)}")
+    for issue in result["issues"]:
+        mark = "[red]✗[/]" if issue["severity"] == "error" else "[yellow]![/]"
+        output.stdout.print(f"    {mark} {escape(issue['message'])}")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from app import output
-from app.context import default_actor, json_option, open_here
+from app.context import default_actor, engine_client, json_option
 
 if TYPE_CHECKING:
     from engine.events import Event
@@ -20,14 +21,37 @@ if TYPE_CHECKING:
 @json_option
 @click.pass_context
 def train(ctx: click.Context, only: tuple[str, ...], as_json: bool) -> None:
-    """Prepare the dataset, train every configured candidate, evaluate and register them."""
+    """Prepare the dataset, train every configured candidate, evaluate and register them.
+
+    While a daemon holds the project, the training is a job in its pipeline queue.
+    """
+    from engine.client import LocalEngine
+
+    client = engine_client(ctx)
+    if isinstance(client, LocalEngine):
+        with _progress(client, enabled=not as_json):
+            result = client.train(actor=default_actor(), only=list(only))
+    else:
+        result = client.train(actor=default_actor(), only=list(only))
+    if as_json:
+        output.print_json(result)
+    else:
+        _print_train(result)
+    failed = [o for o in result["candidates"] if o["status"] == "failed"]
+    for o in failed:
+        output.error("Training failed", f"{o['name']}: {o['error']}")
+    if failed:
+        sys.exit(1)
+
+
+@contextlib.contextmanager
+def _progress(client: Any, enabled: bool) -> Iterator[None]:
+    """Live progress bars on stderr (a terminal only) from the engine's events."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from engine.events import Progress as ProgressEvent
     from engine.events import StageFinished, StageStarted
-    from engine.pipeline import train as run_training
 
-    project = open_here(ctx)
     progress = Progress(
         TextColumn("{task.description:<28}"),
         BarColumn(),
@@ -35,11 +59,13 @@ def train(ctx: click.Context, only: tuple[str, ...], as_json: bool) -> None:
         TimeElapsedColumn(),
         console=output.stderr,
         transient=True,
-        disable=as_json or not output.stderr.is_terminal,
+        disable=not enabled or not output.stderr.is_terminal,
     )
     tasks: dict[str, Any] = {}
 
     def on_event(event: Event) -> None:
+        if not isinstance(event, StageStarted | ProgressEvent | StageFinished):
+            return
         key = f"{event.stage}:{event.subject}"
         if isinstance(event, StageStarted):
             tasks[key] = progress.add_task(f"{event.stage} {event.subject}", total=None, detail="")
@@ -47,62 +73,53 @@ def train(ctx: click.Context, only: tuple[str, ...], as_json: bool) -> None:
             task = tasks.get(key) or progress.add_task(f"{event.stage} {event.subject}", detail="")
             tasks[key] = task
             progress.update(task, completed=event.done, total=event.total, detail=event.detail)
-        elif isinstance(event, StageFinished):
-            if key in tasks:
-                progress.remove_task(tasks.pop(key))
-            if not as_json and event.status == "failed":
-                output.stderr.print(f"[red]failed[/] {event.stage} {event.subject}: {event.detail}")
+        elif key in tasks:
+            progress.remove_task(tasks.pop(key))
 
-    with progress:
-        result = run_training(project, events=on_event, actor=default_actor(), only=list(only))
-    if as_json:
-        output.print_json(
-            {
-                "dataset_id": result.dataset_id,
-                "train_rows": result.train_rows,
-                "holdout_rows": result.holdout_rows,
-                "feature_hash": result.feature_hash,
-                "primary_metric": result.primary_metric,
-                "candidates": [vars(o) for o in result.outcomes],
-                "champion_before": result.champion_before,
-                "champion": result.champion,
-                "challenger": result.challenger,
-                "champion_holdout_metrics": result.champion_holdout_metrics,
-            }
-        )
-    else:
-        _print_train(result)
-    failed = [o for o in result.outcomes if o.status == "failed"]
-    if failed:
-        if as_json:  # otherwise each failure was already reported on stderr as it happened
-            for o in failed:
-                output.error("Training failed", f"{o.name}: {o.error}")
-        sys.exit(1)
+    subscriber = client.hub.subscribe(notify=lambda: _drain(subscriber, on_event))
+    try:
+        with progress:
+            yield
+    finally:
+        client.hub.unsubscribe(subscriber)
 
 
-def _print_train(result: Any) -> None:
+def _drain(subscriber: Any, on_event: Any) -> None:
+    import queue
+
+    while True:
+        try:
+            event = subscriber.get_nowait()
+        except queue.Empty:
+            return
+        if event is not None:
+            on_event(event)
+
+
+def _print_train(result: dict[str, Any]) -> None:
     from rich.markup import escape
 
-    primary = result.primary_metric
+    primary = result["primary_metric"]
     output.stdout.print(
-        f"Dataset {result.dataset_id}: {result.train_rows} train / {result.holdout_rows} holdout "
-        f"rows; features {result.feature_hash[:12]}"
+        f"Dataset {result['dataset_id']}: {result['train_rows']} train / "
+        f"{result['holdout_rows']} holdout rows; features {result['feature_hash'][:12]}"
     )
-    metric_names = sorted({m for o in result.outcomes for m in o.metrics})
+    outcomes = result["candidates"]
+    metric_names = sorted({m for o in outcomes for m in o["metrics"]})
     rows = []
-    for o in result.outcomes:
-        if o.status != "registered":
+    for o in outcomes:
+        if o["status"] != "registered":
             continue
         rows.append(
             [
-                f"v{o.version}",
-                o.name,
-                o.kind,
-                *[output.fmt_metric(o.metrics.get(m)) for m in metric_names],
-                f"{o.parity:.1e}",
-                o.device,
-                "yes" if o.promotable else "no",
-                f"{o.duration_s:.1f}s",
+                f"v{o['version']}",
+                o["name"],
+                o["kind"],
+                *[output.fmt_metric(o["metrics"].get(m)) for m in metric_names],
+                f"{o['parity']:.1e}",
+                o["device"],
+                "yes" if o["promotable"] else "no",
+                f"{o['duration_s']:.1f}s",
             ]
         )
     if rows:
@@ -122,21 +139,21 @@ def _print_train(result: Any) -> None:
                 rows,
             )
         )
-    for o in result.outcomes:
-        if o.status != "registered":
-            output.stdout.print(f"[red]failed[/] {escape(o.name)}: {escape(o.error or '')}")
-    if result.champion_holdout_metrics is not None:
+    for o in outcomes:
+        if o["status"] != "registered":
+            output.stdout.print(f"[red]failed[/] {escape(o['name'])}: {escape(o['error'] or '')}")
+    if result["champion_holdout_metrics"] is not None:
         output.stdout.print(
-            f"Champion v{result.champion_before} on the same holdout: {primary} "
-            f"{output.fmt_metric(result.champion_holdout_metrics.get(primary))}"
+            f"Champion v{result['champion_before']} on the same holdout: {primary} "
+            f"{output.fmt_metric(result['champion_holdout_metrics'].get(primary))}"
         )
-    if result.champion != result.champion_before:
+    if result["champion"] != result["champion_before"]:
         output.stdout.print(
-            f"[green]v{result.champion} is now the champion[/] (best promotable {primary} of the run)"
+            f"[green]v{result['champion']} is now the champion[/] (best promotable {primary} of the run)"
         )
-    if result.challenger is not None:
+    if result["challenger"] is not None:
         output.stdout.print(
-            f"v{result.challenger} is the challenger: `mldeck promote {result.challenger} "
+            f"v{result['challenger']} is the challenger: `mldeck promote {result['challenger']} "
             "--reason ...` to make it champion"
         )
 
@@ -146,10 +163,7 @@ def _print_train(result: Any) -> None:
 @click.pass_context
 def models(ctx: click.Context, as_json: bool) -> None:
     """The model registry: versions, metrics, parity, aliases."""
-    from engine.registry import list_versions
-
-    project = open_here(ctx)
-    versions = list_versions(project.catalog)
+    versions = engine_client(ctx).models()
     if as_json:
         output.print_json(versions)
         return
@@ -212,10 +226,7 @@ def promote(
     ctx: click.Context, version: int, reason: str, force: bool, actor: str, as_json: bool
 ) -> None:
     """Make VERSION the champion (recorded in the audit log)."""
-    from engine.client import LocalEngine, remote_engine
-
-    client = remote_engine(Path(ctx.obj["project"])) or LocalEngine(open_here(ctx))
-    result = client.promote(version, actor=actor, reason=reason, force=force)
+    result = engine_client(ctx).promote(version, actor=actor, reason=reason, force=force)
     if as_json:
         output.print_json(result)
     else:
@@ -235,10 +246,7 @@ def promote(
 @click.pass_context
 def rollback(ctx: click.Context, reason: str, actor: str, as_json: bool) -> None:
     """Put the previous champion back (recorded in the audit log)."""
-    from engine.client import LocalEngine, remote_engine
-
-    client = remote_engine(Path(ctx.obj["project"])) or LocalEngine(open_here(ctx))
-    result = client.rollback(actor=actor, reason=reason)
+    result = engine_client(ctx).rollback(actor=actor, reason=reason)
     if as_json:
         output.print_json(result)
     else:

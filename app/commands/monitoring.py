@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from app import output
-from app.context import json_option, open_here
+from app.context import engine_client, json_option, open_here
 from app.output import fmt_metric, fmt_time, metric_label
 from engine.errors import MldeckError
 
@@ -46,45 +46,29 @@ def drift(
     Thresholds: [drift] in mldeck.toml (defaults PSI 0.1 warn / 0.2 alert, KS and
     chi-square p < 0.05 with an effect size >= 0.1, Jensen-Shannon 0.1).
     """
-    from engine.monitor import batch_window, latest_window, merged_window, parse_span
-
     if sum([span is not None, batch_id is not None, last]) > 1:
         raise click.UsageError("use at most one of --window, --batch and --last")
     if source == "log" and (batch_id is not None or last):
         raise click.UsageError("--source log takes --window SPAN only")
-    project = open_here(ctx)
     serving = None
     if source == "log":
         from engine.log_monitor import monitor_log
+        from engine.monitor import parse_span
 
-        result = monitor_log(project, parse_span(span or "1h"))
-        found = result.window
+        result = monitor_log(open_here(ctx), parse_span(span or "1h"))
+        if result.window is None:
+            raise MldeckError(
+                f"no drift window in the log of the last {span or '1h'} (the champion served "
+                "no rows): serve the champion (mldeck serve) and send requests",
+                title="No drift window",
+            )
+        info = result.window.to_dict()
+        found = {**info.pop("report"), "window": info, "serving": result.serving}
         serving = result.serving
-        where = f"in the log of the last {span or '1h'} (the champion served no rows)"
-    elif span is not None:
-        found = merged_window(project, parse_span(span))
-        where = f"in the last {span}"
-    elif batch_id is not None:
-        found = batch_window(project, batch_id)
-        where = f"for batch {batch_id}"
     else:
-        found = latest_window(project)
-        where = "yet"
-    if found is None:
-        hint = (
-            "serve the champion (mldeck serve) and send requests"
-            if source == "log"
-            else "drift is checked when a data batch is ingested while the champion has a "
-            "reference profile (mldeck train, then mldeck ingest)"
-        )
-        raise MldeckError(f"no drift window {where}: {hint}", title="No drift window")
+        found = engine_client(ctx).drift(span, batch_id)
     if as_json:
-        info = found.to_dict()
-        report = info.pop("report")
-        data = {**report, "window": info}
-        if source == "log":
-            data["serving"] = serving
-        output.print_json(data)
+        output.print_json(found)
         return
     _print_drift(found)
     if serving is not None:
@@ -126,8 +110,8 @@ def _drift_row(f: dict[str, Any]) -> list[str]:
     ]
 
 
-def _print_drift(window: Any) -> None:
-    report = window.report
+def _print_drift(report: dict[str, Any]) -> None:
+    window = report["window"]
     columns = [
         "feature",
         "kind",
@@ -138,14 +122,17 @@ def _print_drift(window: Any) -> None:
         "status",
         "new categories",
     ]
-    if window.source == "log":
-        what = f"the served log {fmt_time(window.window_start)} .. {fmt_time(window.window_end)}"
-    elif window.batch_ids and len(window.window_ids) == 1:
-        what = f"batch {window.batch_ids[0]}"
+    batch_ids, window_ids = window["batch_ids"], window["window_ids"]
+    if window["source"] == "log":
+        what = (
+            f"the served log {fmt_time(window['window_start'])} .. {fmt_time(window['window_end'])}"
+        )
+    elif batch_ids and len(window_ids) == 1:
+        what = f"batch {batch_ids[0]}"
     else:
-        what = f"{len(window.window_ids)} windows (batches {', '.join(map(str, window.batch_ids))})"
+        what = f"{len(window_ids)} windows (batches {', '.join(map(str, batch_ids))})"
     title = (
-        f"Drift of {what}, {window.row_count} rows, vs champion v{window.model_version}'s "
+        f"Drift of {what}, {window['row_count']} rows, vs champion v{window['model_version']}'s "
         f"reference ({report['n_reference']} rows)"
     )
     out = output.stdout
@@ -165,8 +152,10 @@ def _print_drift(window: Any) -> None:
         f"with data; drifted at >= {report['dataset_share']:.0%}); status "
         f"[{_DRIFT_STYLE.get(report['status'], '')}]{report['status']}[/]"
     )
-    if window.skipped:
-        out.print(f"[dim]{window.skipped} window(s) left out: counted against another reference[/]")
+    if window["skipped_windows"]:
+        out.print(
+            f"[dim]{window['skipped_windows']} window(s) left out: counted against another reference[/]"
+        )
 
 
 @click.command()

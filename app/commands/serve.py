@@ -1,6 +1,11 @@
-"""`mldeck serve`: the local model endpoint."""
+"""`mldeck serve` and `mldeck daemon`: one engine service with different parts switched on."""
 
 from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING
 
 import click
 
@@ -8,12 +13,21 @@ from app import output
 from app.context import open_here
 from engine.errors import MldeckError
 
+if TYPE_CHECKING:
+    from engine.project import Project
+    from engine.service import EngineService
 
-@click.command()
-@click.option(
+host_option = click.option(
     "--host", default=None, help="Address to listen on [default: serving.host, 127.0.0.1]."
 )
-@click.option("--port", type=int, default=None, help="Port [default: serving.port in mldeck.toml].")
+port_option = click.option(
+    "--port", type=int, default=None, help="Port [default: serving.port in mldeck.toml]."
+)
+
+
+@click.command()
+@host_option
+@port_option
 @click.option(
     "--shadow",
     metavar="VERSION|challenger",
@@ -23,10 +37,7 @@ from engine.errors import MldeckError
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, shadow: str | None) -> None:
     """Serve the champion over OIP v2 (/v2/...) and MLflow scoring (/invocations)."""
-    from engine.owner import claim, release
     from engine.registry import CHALLENGER, alias_version
-    from engine.serving.app import create_app
-    from engine.serving.server import serve_app
 
     project = open_here(ctx)
     shadow_version = None
@@ -38,25 +49,92 @@ def serve(ctx: click.Context, host: str | None, port: int | None, shadow: str | 
         if not shadow.isdigit():
             raise click.BadParameter("a version number or 'challenger'", param_hint="--shadow")
         shadow_version = int(shadow)
-    app = create_app(project, shadow_version=shadow_version)
+    run_engine(project, ("serve",), host, port, shadow_version)
+
+
+@click.command()
+@host_option
+@port_option
+@click.option(
+    "--no-serve", is_flag=True, help="Do not serve the champion (the control API still answers)."
+)
+@click.pass_context
+def daemon(ctx: click.Context, host: str | None, port: int | None, no_serve: bool) -> None:
+    """Run the engine: watched folders, pipeline queue, retrain scheduler, model endpoint.
+
+    \b
+    Files landing in data/incoming/ (and data/labels/) are ingested once each,
+    in order. The retrain policy of mldeck.toml ([retrain]) decides what its
+    triggers do. Other mldeck commands go through this engine while it runs.
+    SIGTERM or Ctrl-C stops it cleanly.
+    """
+    parts = ("watcher", "scheduler") if no_serve else ("serve", "watcher", "scheduler")
+    run_engine(open_here(ctx), parts, host, port, None)
+
+
+def run_engine(
+    project: Project,
+    parts: tuple[str, ...],
+    host: str | None,
+    port: int | None,
+    shadow_version: int | None,
+) -> None:
+    """Own the project and run the engine service until SIGINT/SIGTERM; exit 0 after a clean stop."""
+    from engine.owner import claim, release
+    from engine.service import EngineService
+    from engine.serving.server import serve_app
+
+    service = EngineService(project, parts, shadow_version=shadow_version)
+    app = service.open_endpoint()
+    if "watcher" not in parts and app is None:
+        raise MldeckError("there is no champion to serve yet (run `mldeck train`)")
     host = host or project.config.serving_host
     port = project.config.serving_port if port is None else port
     # Other commands reach this engine's control API on loopback.
     local_host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     url_host = f"[{local_host}]" if ":" in local_host else local_host
-    claim(project.state_dir, f"http://{url_host}:{port}", ("serve",))
-    model = app.slot.model
-    output.stdout.print(
-        f"Serving [bold]{app.model_name}[/] v{model.version} ({model.provider}) "
-        f"on http://{host}:{port}  (Ctrl-C stops)"
-    )
-    if app.shadow is not None:
-        output.stdout.print(f"Shadow: v{app.shadow.model.version} (logged, never returned)")
+    claim(project.state_dir, f"http://{url_host}:{port}", parts)
+    if app is not None:
+        model = app.slot.model
+        output.stdout.print(
+            f"Serving [bold]{app.model_name}[/] v{model.version} ({model.provider}) "
+            f"on http://{host}:{port}  (Ctrl-C stops)"
+        )
+        if app.shadow is not None:
+            output.stdout.print(f"Shadow: v{app.shadow.model.version} (logged, never returned)")
+    if "watcher" in parts:
+        output.stdout.print(
+            f"Engine [bold]{' + '.join(parts)}[/] on http://{host}:{port}: watching "
+            f"{project.incoming_dir} and {project.labels_dir}  (Ctrl-C stops)"
+        )
+        threading.Thread(target=_log_events, args=(service,), daemon=True).start()
+    finished = True
     try:
-        serve_app(app, host, port)  # granian, one worker, in this process
+        service.start()
+        serve_app(service.front, host, port, on_stop=service.begin_stop)
     finally:
-        app.close()
+        finished = service.close()
         # The catalog is closed before the owner file goes: whoever sees the file
         # gone can open the catalog.
-        project.close()
         release(project.state_dir)
+    if not finished:
+        # The running job did not finish in time: leave without waiting for it. The
+        # catalog is consistent (its transactions commit whole), and the job's journal
+        # entry makes the next start redo it.
+        output.stderr.print("stopped mid-job; it runs again at the next start")
+        sys.stdout.flush()
+        os._exit(0)
+
+
+def _log_events(service: EngineService) -> None:
+    """One line on stderr per finished job and per retrain proposal (diagnostics, not data)."""
+    from engine.events import JobFinished, RetrainProposed
+
+    for event in service.events():
+        if isinstance(event, JobFinished) and event.kind != "recover":
+            mark = "[red]failed[/]" if event.status == "failed" else "done"
+            output.stderr.print(f"{mark} {event.kind} {event.subject} {event.detail}".rstrip())
+        elif isinstance(event, RetrainProposed):
+            output.stderr.print(
+                f"retrain proposed #{event.proposal_id} ({event.trigger}): {event.detail}"
+            )

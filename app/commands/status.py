@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
 from app import output
-from app.context import json_option, open_here
+from app.context import engine_client, json_option
 
 
 @click.command()
 @json_option
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """What the project holds: batches, quarantine, recent runs, champion."""
-    from engine.client import LocalEngine, remote_engine
-
-    client = remote_engine(Path(ctx.obj["project"])) or LocalEngine(open_here(ctx))
-    info = client.status()
+    """What the project holds and does: batches, quarantine, runs, champion, the engine's queue."""
+    info = engine_client(ctx).status()
     if as_json:
         output.print_json(info)
         return
@@ -56,7 +52,22 @@ def _print_status(info: dict[str, Any]) -> None:
             f"({serving['provider']})"
         )
     else:
-        out.print("Serving: not running (`mldeck serve`)")
+        out.print("Serving: not running (`mldeck serve` or `mldeck daemon`)")
+    engine = info.get("engine")
+    if engine:
+        queue = engine["queue"]
+        jobs = ", ".join(f"{j['kind']} {escape(j['subject'])} ({j['status']})" for j in queue[:5])
+        more = f" and {len(queue) - 5} more" if len(queue) > 5 else ""
+        out.print(
+            f"Engine: {' + '.join(engine['parts']) or 'control'} (process {engine['pid']}); "
+            f"queue: {jobs + more if queue else 'idle'}"
+        )
+    for p in info["retrain_proposals"]:
+        out.print(
+            f"[yellow]Retrain proposed[/] #{p['proposal_id']} ({p['trigger']}, "
+            f"{output.fmt_time(p['created_at'])}): `mldeck retrain --accept {p['proposal_id']} "
+            "--reason ...` or --dismiss"
+        )
     if info["quarantine"]:
         out.print(
             output.table(
@@ -65,6 +76,25 @@ def _print_status(info: dict[str, Any]) -> None:
                 [
                     [q["batch_id"], q["source_name"], q["reason"], q["quarantine_path"]]
                     for q in info["quarantine"]
+                ],
+            )
+        )
+    if info["recent_batches"]:
+        out.print(
+            output.table(
+                "Recent batches",
+                ["batch", "kind", "file", "status", "rows", "ingested (UTC)"],
+                [
+                    [
+                        b["batch_id"],
+                        b["kind"],
+                        b["source_name"],
+                        b["status"]
+                        + (f" of {b['duplicate_of']}" if b["duplicate_of"] is not None else ""),
+                        "—" if b["row_count"] is None else b["row_count"],
+                        output.fmt_time(b["ingested_at"]),
+                    ]
+                    for b in info["recent_batches"]
                 ],
             )
         )

@@ -45,12 +45,10 @@ import orjson
 
 from engine.errors import MldeckError, NotFoundError
 from engine.features import MISSING_CATEGORY
-from engine.owner import project_token
 from engine.project import Project
 from engine.registry import CHAMPION, alias_version
 from engine.serving import oip_binary
 from engine.serving.batching import ModelRunError, PreparedColumns
-from engine.serving.control import ControlApi
 from engine.serving.model_slot import LoadedModel, ModelSlot, load_model
 from engine.serving.prediction_log import FailedRequest, PredictionLog, ScoredBatch
 from engine.serving.shadow import ShadowScorer
@@ -515,7 +513,6 @@ class ServingApp:
         """Logged with a request's inputs when sent (MLflow scoring), to join delayed labels."""
         self.metrics = Metrics()
         self._request_ids = RequestIds()
-        self.control = ControlApi(project, slot, project_token(project.state_dir))
         self._versions: dict[int, LoadedModel] = {}
         self._versions_lock = threading.Lock()
 
@@ -637,10 +634,6 @@ class ServingApp:
         if path == "/invocations":
             self._expect(method, "POST")
             return await self._invocations(scope, body)
-        if path.startswith("/control/"):
-            headers = dict(scope.get("headers", []))
-            status, answer = self.control.handle(method, path, headers, body)
-            return "control", status, dumps(answer), [], "", 0
         if path == "/metrics":
             self._expect(method, "GET")
             text = self.metrics.render(self.slot.model.version, self.prediction_log.dropped_rows)

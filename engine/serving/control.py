@@ -1,25 +1,34 @@
 """The control API of the engine that owns a project: `/control/...` on its endpoint.
 
-Other commands (`mldeck promote`, `mldeck rollback`) cannot open a catalog that
-this process holds, so they call these routes with the project's bearer token
-(`engine.client.RemoteEngine`). A promotion loads the new champion first
-(hash-verified), then moves the alias with its audit entry, then swaps the
-served model: a model that cannot load is never promoted, and requests in
-flight finish on the model they started with.
+Other commands cannot open a catalog that this process holds, so they call
+these routes with the project's bearer token (`engine.client.RemoteEngine`).
+Each route calls the same method of an `EngineClient` that the command would
+call on the catalog directly, and answers its JSON data, so a command prints
+the same thing with or without a running engine. Errors answer
+`{"error", "title"}` with the engine error's message.
+
+    GET  /control/status | models | drift[?span=7d|?batch=N] | proposals | doctor
+    GET  /control/events                      server-sent events, one JSON object each
+    POST /control/ingest      {"paths"}
+    POST /control/train       {"actor", "only"}
+    POST /control/promote     {"version", "actor", "reason", "force"}
+    POST /control/rollback    {"actor", "reason"}
+    POST /control/retrain     {"actor", "reason"}
+    POST /control/proposals/accept | dismiss   {"proposal_id", "actor", "reason"}
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from typing import Any
+import urllib.parse
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import MldeckError, NotFoundError
-from engine.owner import read_owner
-from engine.project import Project
-from engine.registry import champion_history, promote, rollback
-from engine.serving.model_slot import ModelSlot, load_model
-from engine.status import project_status
+from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from engine.client import EngineClient
 
 
 class ControlError(Exception):
@@ -31,51 +40,87 @@ class ControlError(Exception):
 
 
 class ControlApi:
-    def __init__(self, project: Project, slot: ModelSlot, token: str) -> None:
-        self.project = project
-        self.slot = slot
+    def __init__(self, engine: EngineClient, token: str) -> None:
+        self.engine = engine
         self.token = token
 
     def handle(
-        self, method: str, path: str, headers: dict[bytes, bytes], body: bytes
-    ) -> tuple[int, dict[str, Any]]:
-        """Answer one control request: (status, JSON body)."""
+        self, method: str, path: str, query: str, headers: dict[bytes, bytes], body: bytes
+    ) -> tuple[int, Any]:
+        """Answer one control request: (status, JSON data). May wait for a pipeline job."""
+        from engine.jobs import EngineStopping
+
         try:
-            self._authorize(headers)
-            if path == "/control/status" and method == "GET":
-                return 200, self.status()
+            self.authorize(headers)
+            if method == "GET":
+                return 200, self._get(path, urllib.parse.parse_qs(query))
             if method != "POST":
-                raise ControlError(405, f"{path} takes POST")
-            payload = self._payload(body)
-            if path == "/control/promote":
-                return 200, self._promote(payload)
-            if path == "/control/rollback":
-                return 200, self._rollback(payload)
-            raise ControlError(404, f"no control route {path}")
+                raise ControlError(405, f"{path} takes GET or POST")
+            return 200, self._post(path, self._payload(body))
         except ControlError as exc:
             return exc.status, {"error": exc.msg, "title": exc.title}
         except NotFoundError as exc:
             return 404, {"error": exc.msg, "title": exc.title}
+        except EngineStopping as exc:
+            return 503, {"error": exc.msg, "title": exc.title}
         except MldeckError as exc:
             return 409, {"error": exc.msg, "title": exc.title}
+        except StorageError as exc:
+            return 409, {"error": exc.msg, "title": exc.title}
 
-    def status(self) -> dict[str, Any]:
-        """The project's status plus what this engine serves."""
-        model = self.slot.model
-        owner = read_owner(self.project.state_dir)
-        serving = {
-            "url": owner.url if owner else None,
-            "version": model.version,
-            "name": self.project.config.name,
-            "provider": model.provider,
-        }
-        return project_status(self.project, serving=serving)
-
-    def _authorize(self, headers: dict[bytes, bytes]) -> None:
+    def authorize(self, headers: dict[bytes, bytes]) -> None:
         given = headers.get(b"authorization", b"").decode("latin-1")
         expected = f"Bearer {self.token}"
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise ControlError(401, "missing or wrong control token", "Unauthorized")
+
+    def _get(self, path: str, query: dict[str, list[str]]) -> Any:
+        if path == "/control/status":
+            return self.engine.status()
+        if path == "/control/models":
+            return self.engine.models()
+        if path == "/control/drift":
+            span = query.get("span", [None])[0]
+            batch = query.get("batch", [None])[0]
+            if batch is not None and not batch.isdigit():
+                raise ControlError(400, "'batch' must be a batch number")
+            return self.engine.drift(span, None if batch is None else int(batch))
+        if path == "/control/proposals":
+            return self.engine.proposals()
+        if path == "/control/doctor":
+            return self.engine.doctor()
+        raise ControlError(404, f"no control route GET {path}")
+
+    def _post(self, path: str, payload: dict[str, Any]) -> Any:
+        if path == "/control/ingest":
+            paths = payload.get("paths", [])
+            if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+                raise ControlError(400, "'paths' must be a list of strings")
+            return self.engine.ingest(paths)
+        actor = _text(payload, "actor")
+        if path == "/control/train":
+            only = payload.get("only", [])
+            if not isinstance(only, list) or not all(isinstance(o, str) for o in only):
+                raise ControlError(400, "'only' must be a list of candidate names")
+            return self.engine.train(actor=actor, only=only)
+        reason = _text(payload, "reason")
+        if path == "/control/promote":
+            version = payload.get("version")
+            if isinstance(version, bool) or not isinstance(version, int):
+                raise ControlError(400, "'version' must be an integer")
+            force = bool(payload.get("force", False))
+            return self.engine.promote(version, actor=actor, reason=reason, force=force)
+        if path == "/control/rollback":
+            return self.engine.rollback(actor=actor, reason=reason)
+        if path == "/control/retrain":
+            return self.engine.retrain(actor=actor, reason=reason)
+        if path in ("/control/proposals/accept", "/control/proposals/dismiss"):
+            proposal_id = payload.get("proposal_id")
+            if isinstance(proposal_id, bool) or not isinstance(proposal_id, int):
+                raise ControlError(400, "'proposal_id' must be an integer")
+            accept = path.endswith("accept")
+            return self.engine.decide(proposal_id, accept=accept, actor=actor, reason=reason)
+        raise ControlError(404, f"no control route POST {path}")
 
     @staticmethod
     def _payload(body: bytes) -> dict[str, Any]:
@@ -85,31 +130,11 @@ class ControlApi:
             raise ControlError(400, f"the body is not JSON: {exc}") from exc
         if not isinstance(payload, dict):
             raise ControlError(400, "the body must be a JSON object")
-        for key in ("actor", "reason"):
-            if not isinstance(payload.get(key), str):
-                raise ControlError(400, f"{key!r} must be a string")
         return payload
 
-    def _promote(self, payload: dict[str, Any]) -> dict[str, Any]:
-        version = payload.get("version")
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise ControlError(400, "'version' must be an integer")
-        incoming = load_model(self.project, version)  # NotFoundError for an unknown version
-        result = promote(
-            self.project.catalog,
-            version,
-            actor=payload["actor"],
-            reason=payload["reason"],
-            force=bool(payload.get("force", False)),
-        )
-        self.slot.swap(incoming)
-        return result
 
-    def _rollback(self, payload: dict[str, Any]) -> dict[str, Any]:
-        stack = champion_history(self.project.catalog)
-        incoming = load_model(self.project, stack[-2]) if len(stack) >= 2 else None
-        result = rollback(self.project.catalog, actor=payload["actor"], reason=payload["reason"])
-        if incoming is None or incoming.version != result["champion"]:
-            incoming = load_model(self.project, int(result["champion"]))
-        self.slot.swap(incoming)
-        return result
+def _text(payload: dict[str, Any], key: str) -> str:
+    value = payload.get(key)
+    if not isinstance(value, str):
+        raise ControlError(400, f"{key!r} must be a string")
+    return value

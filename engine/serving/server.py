@@ -11,14 +11,26 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+from collections.abc import Callable
 from typing import Any, Literal
 
 ServerKind = Literal["granian", "uvicorn"]
 SERVERS: tuple[ServerKind, ...] = ("granian", "uvicorn")
 
 
-def serve_app(app: Any, host: str, port: int, server: ServerKind = "granian") -> None:
-    """Serve `app` until SIGINT or SIGTERM; returns after a clean shutdown."""
+def serve_app(
+    app: Any,
+    host: str,
+    port: int,
+    server: ServerKind = "granian",
+    on_stop: Callable[[], None] | None = None,
+) -> None:
+    """Serve `app` until SIGINT or SIGTERM; returns after a clean shutdown.
+
+    Args:
+        on_stop: called first when a stop signal arrives (granian only), e.g. to
+            end long-lived event streams so the server can finish.
+    """
     # What is loaded by now (models, catalog, imports) lives as long as the server;
     # freezing it spares the collector re-scanning it (about 8% more requests/s
     # measured in-process).
@@ -29,10 +41,12 @@ def serve_app(app: Any, host: str, port: int, server: ServerKind = "granian") ->
 
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
         return
-    asyncio.run(_serve_granian(app, host, port))
+    asyncio.run(_serve_granian(app, host, port, on_stop))
 
 
-async def _serve_granian(app: Any, host: str, port: int) -> None:
+async def _serve_granian(
+    app: Any, host: str, port: int, on_stop: Callable[[], None] | None
+) -> None:
     from granian.constants import Interfaces
     from granian.log import LogLevels
     from granian.server.embed import Server
@@ -47,6 +61,12 @@ async def _serve_granian(app: Any, host: str, port: int) -> None:
         log_access=False,
     )
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        if on_stop is not None:
+            on_stop()
+        server.signal_handler_interrupt()  # type: ignore[no-untyped-call]
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, server.signal_handler_interrupt)
+        loop.add_signal_handler(signum, stop)
     await server.serve()

@@ -1,0 +1,258 @@
+"""Stage 9, retrain: triggers, the policy that decides what a trigger does, and the retrain job.
+
+A trigger (a schedule, a person; monitoring's alerts and new labels once they
+are wired) calls `propose`. The policy in `[retrain]` of mldeck.toml decides:
+
+- `prompt`: a pending proposal is stored with its evidence, for a person to
+  accept (`mldeck retrain --accept ID`) or dismiss;
+- `auto`: the retrain job runs now;
+- `off`: a log line, nothing else.
+
+The retrain job trains every candidate on the recorded snapshots (the same
+dataset a `mldeck train` would build, identified by its hash, so it can be
+reproduced), and promotes the best new version only if it passed its gates and
+beats the champion on the same holdout. Each step is an audit log entry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from engine.errors import MldeckError, NotFoundError, RegistryError
+from engine.events import EventSink, RetrainProposed, ignore_events
+from engine.project import Project
+from engine.registry import CHAMPION, alias_version, promote
+from engine.status import jsonable
+from storage.audit import append_entry
+from storage.catalog import utcnow
+
+log = logging.getLogger(__name__)
+
+TRIGGERS = ("schedule", "alert", "labels", "person")
+
+
+def propose(
+    project: Project,
+    trigger: str,
+    evidence: dict[str, Any],
+    on_event: EventSink = ignore_events,
+    actor: str = "mldeck",
+) -> dict[str, Any]:
+    """Apply the retrain policy to a trigger.
+
+    Args:
+        trigger: what fired: schedule | alert | labels | person.
+        evidence: why, as JSON-ready data (shown with the proposal).
+
+    Returns:
+        What happened: `{"policy", "trigger", "action": "proposed" | "pending" |
+        "retrained" | "ignored", ...}`.
+    """
+    policy = project.config.retrain.policy
+    answer: dict[str, Any] = {"policy": policy, "trigger": trigger}
+    if policy == "off":
+        log.info("retrain trigger %s ignored (policy off): %s", trigger, evidence)
+        return {**answer, "action": "ignored"}
+    if policy == "auto":
+        result = run_retrain(
+            project,
+            actor=actor,
+            reason=f"{trigger} trigger (policy auto)",
+            trigger=trigger,
+            evidence=evidence,
+            on_event=on_event,
+        )
+        return {**answer, "action": "retrained", "retrain": result}
+    catalog = project.catalog
+    pending = catalog.scalar(
+        "SELECT proposal_id FROM retrain_proposals WHERE status = 'pending' AND trigger = ?"
+        " ORDER BY proposal_id LIMIT 1",
+        [trigger],
+    )
+    if pending is not None:  # one open proposal per trigger: a person decides once
+        return {**answer, "action": "pending", "proposal_id": int(pending)}
+    proposal_id = int(
+        catalog.scalar(
+            "INSERT INTO retrain_proposals (created_at, trigger, evidence_json, status)"
+            " VALUES (?, ?, ?, 'pending') RETURNING proposal_id",
+            [utcnow(), trigger, json.dumps(jsonable(evidence), sort_keys=True)],
+        )
+    )
+    on_event(RetrainProposed(proposal_id, trigger, _summary(evidence)))
+    return {**answer, "action": "proposed", "proposal_id": proposal_id}
+
+
+def run_retrain(
+    project: Project,
+    *,
+    actor: str,
+    reason: str,
+    trigger: str = "person",
+    evidence: dict[str, Any] | None = None,
+    on_event: EventSink = ignore_events,
+) -> dict[str, Any]:
+    """Train on the recorded snapshots; promote the best new version if the gates allow.
+
+    Returns:
+        `{"trigger", "reason", "dataset_id", "versions", "champion_before",
+        "champion", "promoted", "train"}`; `promoted` is None when no new
+        version passed its gates and beat the champion.
+    """
+    from engine.pipeline import train, train_result_dict
+
+    if not reason.strip():
+        raise RegistryError("a reason is required: it goes to the audit log")
+    catalog = project.catalog
+    before = alias_version(catalog, CHAMPION)
+    details = {"trigger": trigger, "evidence": jsonable(evidence or {})}
+    append_entry(catalog, actor=actor, action="retrain_started", reason=reason, details=details)
+    try:
+        result = train(project, events=on_event, actor=actor)
+    except MldeckError as exc:
+        append_entry(
+            catalog,
+            actor=actor,
+            action="retrain_failed",
+            reason=reason,
+            details={**details, "error": exc.msg},
+        )
+        raise
+    promoted = None
+    if result.challenger is not None:
+        promote(
+            catalog,
+            result.challenger,
+            actor=actor,
+            reason=f"retrain ({reason}): passed its gates and beats v{before} on "
+            f"{result.primary_metric} on the same holdout",
+        )
+        promoted = result.challenger
+    elif result.champion != before:  # the project's first champion, promoted by train
+        promoted = result.champion
+    versions = [o.version for o in result.outcomes if o.version is not None]
+    champion = alias_version(catalog, CHAMPION)
+    append_entry(
+        catalog,
+        actor=actor,
+        action="retrain_finished",
+        reason=reason,
+        alias=CHAMPION,
+        from_version=before,
+        to_version=champion,
+        details={"dataset_id": result.dataset_id, "versions": versions, "promoted": promoted},
+    )
+    return {
+        "trigger": trigger,
+        "reason": reason,
+        "dataset_id": result.dataset_id,
+        "versions": versions,
+        "champion_before": before,
+        "champion": champion,
+        "promoted": promoted,
+        "train": train_result_dict(result),
+    }
+
+
+def list_proposals(project: Project, status: str | None = None) -> list[dict[str, Any]]:
+    """Retrain proposals, newest first (only `status` ones when given)."""
+    where, params = ("WHERE status = ?", [status]) if status else ("", [])
+    rows = project.catalog.rows(
+        "SELECT proposal_id, created_at, trigger, evidence_json, status, decided_at, decided_by,"
+        f" decision_reason FROM retrain_proposals {where} ORDER BY proposal_id DESC",
+        params,
+    )
+    for row in rows:
+        row["evidence"] = json.loads(row.pop("evidence_json"))
+    result: list[dict[str, Any]] = jsonable(rows)
+    return result
+
+
+def decide(
+    project: Project,
+    proposal_id: int,
+    *,
+    accept: bool,
+    actor: str,
+    reason: str,
+    on_event: EventSink = ignore_events,
+) -> dict[str, Any]:
+    """Accept (and run the retrain) or dismiss a pending proposal; audit-logged.
+
+    Returns:
+        `{"proposal_id", "status", "retrain"}`; `retrain` is `run_retrain`'s
+        answer for an accepted proposal, None for a dismissed one.
+    """
+    if not reason.strip():
+        raise RegistryError("a reason is required: it goes to the audit log")
+    catalog = project.catalog
+    row = catalog.row(
+        "SELECT trigger, status, evidence_json FROM retrain_proposals WHERE proposal_id = ?",
+        [proposal_id],
+    )
+    if row is None:
+        raise NotFoundError(f"no retrain proposal {proposal_id} (mldeck retrain --list)")
+    if row["status"] != "pending":
+        raise RegistryError(f"retrain proposal {proposal_id} is already {row['status']}")
+    status = "accepted" if accept else "dismissed"
+    with catalog.transaction():
+        catalog.execute(
+            "UPDATE retrain_proposals SET status = ?, decided_at = ?, decided_by = ?,"
+            " decision_reason = ? WHERE proposal_id = ?",
+            [status, utcnow(), actor, reason, proposal_id],
+        )
+        append_entry(
+            catalog,
+            actor=actor,
+            action=f"retrain_{status}",
+            reason=reason,
+            details={"proposal_id": proposal_id, "trigger": row["trigger"]},
+        )
+    retrain = None
+    if accept:
+        retrain = run_retrain(
+            project,
+            actor=actor,
+            reason=f"proposal {proposal_id} accepted: {reason}",
+            trigger=str(row["trigger"]),
+            evidence=json.loads(row["evidence_json"]),
+            on_event=on_event,
+        )
+    return {"proposal_id": proposal_id, "status": status, "retrain": retrain}
+
+
+def schedule_due(
+    project: Project, now: datetime, last_fired: datetime | None = None
+) -> dict[str, Any] | None:
+    """The schedule trigger's evidence when `[retrain] every` has passed, else None.
+
+    Due once the latest of (the last registered version, the last schedule
+    proposal, `last_fired`) is older than `every`. Nothing is due before the
+    first training: there is nothing to retrain yet.
+    """
+    from engine.monitor import parse_span
+
+    every = project.config.retrain.every
+    if every is None:
+        return None
+    catalog = project.catalog
+    last_training = catalog.scalar("SELECT max(created_at) FROM model_versions")
+    if last_training is None:
+        return None
+    last_proposal = catalog.scalar(
+        "SELECT max(created_at) FROM retrain_proposals WHERE trigger = 'schedule'"
+    )
+    since = max(t for t in (last_training, last_proposal, last_fired) if t is not None)
+    due_at = since + parse_span(every)
+    if now < due_at:
+        return None
+    evidence: dict[str, Any] = jsonable(
+        {"every": every, "last_training": last_training, "due_at": due_at}
+    )
+    return evidence
+
+
+def _summary(evidence: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in evidence.items())[:200]

@@ -1,0 +1,368 @@
+"""One engine service on a project: `mldeck serve` and `mldeck daemon` are this
+service with different parts switched on.
+
+Always there: the pipeline queue (every catalog write is a job on it, run one
+at a time, in order) and the control API. Parts: `serve` (the champion's
+endpoint, swapped when the champion changes), `watcher` (the watched folders
+feed ingest jobs), `scheduler` (retrain triggers).
+
+DuckDB wants one connection per thread, so each user of the catalog has its
+own: the pipeline thread the project's connection, control reads one cursor
+(under a lock), the serving app, the queue's journal and the prediction log
+one cursor each.
+
+On start the service recovers what a previous engine left unfinished: stage
+runs left `running` were marked interrupted when the catalog was opened; an
+interrupted ingest whose file is still there is ingested again (by content hash,
+so at most once), an interrupted drift check is run again, and journaled train
+and retrain jobs that did not finish run again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.client import LocalEngine
+from engine.events import Event, EventHub
+from engine.jobs import EngineStopping, Job, PipelineQueue
+from engine.owner import project_token, read_owner
+from engine.project import Project
+from engine.registry import CHAMPION, alias_version, champion_history
+from engine.serving.control import ControlApi
+from engine.serving.front import EngineFront
+from engine.status import project_status
+from storage.catalog import Catalog, utcnow
+
+if TYPE_CHECKING:
+    from engine.serving.app import ServingApp
+    from engine.serving.model_slot import LoadedModel
+    from engine.watcher import Watcher
+
+log = logging.getLogger(__name__)
+
+PARTS = ("serve", "watcher", "scheduler")
+STOP_GRACE_S = 7.0
+"""How long a stop waits for the running job; a job cut short is redone at the next start."""
+SCHEDULE_TICK_S = 1.0
+
+
+def _cursor_project(project: Project) -> Project:
+    """The same project over its own cursor (a connection for another thread)."""
+    catalog = Catalog(project.catalog.conn.cursor(), project.catalog.path)
+    return Project(
+        root=project.root, config=project.config, catalog=catalog, objects=project.objects
+    )
+
+
+class EngineService:
+    """The engine that owns a project while `mldeck serve` or `mldeck daemon` runs.
+
+    It is an `EngineClient`: reads answer from the catalog, writes wait for
+    their job on the pipeline queue. The control API calls it.
+    """
+
+    def __init__(
+        self, project: Project, parts: tuple[str, ...], shadow_version: int | None = None
+    ) -> None:
+        unknown = set(parts) - set(PARTS)
+        if unknown:
+            raise ValueError(f"unknown engine parts: {sorted(unknown)}")
+        self.project = project
+        self.parts = parts
+        self.shadow_version = shadow_version
+        self.hub = EventHub()
+        self._pipeline = LocalEngine(project, self.hub)
+        self._reader = LocalEngine(_cursor_project(project), self.hub)
+        self._read_lock = threading.Lock()
+        self._serving_project = _cursor_project(project)
+        self._journal = Catalog(project.catalog.conn.cursor(), project.catalog.path)
+        self.queue = PipelineQueue(self._journal, self._run_job, self.hub.publish)
+        self.front = EngineFront(ControlApi(self, project_token(project.state_dir)), self.hub)
+        self.watcher: Watcher | None = None
+        self._stop = threading.Event()
+        self._scheduler: threading.Thread | None = None
+
+    # ------------------------------------------------------------ life cycle
+
+    def open_endpoint(self) -> ServingApp | None:
+        """Put the champion's serving app in place (when `serve` is a part and there is one).
+
+        Raises:
+            NotFoundError: no such shadow version.
+        """
+        from engine.serving.app import create_app
+
+        if "serve" not in self.parts or alias_version(self.project.catalog, CHAMPION) is None:
+            return None
+        self.front.serving = create_app(self._serving_project, shadow_version=self.shadow_version)
+        return self.front.serving
+
+    def start(self) -> None:
+        """Recover what a previous engine left, then start the queue and the parts."""
+        self.queue.submit("recover", {})
+        self.queue.resume_journal()
+        self.queue.start()
+        if "watcher" in self.parts:
+            from engine.watcher import Watcher
+
+            config = self.project.config
+            self.watcher = Watcher(
+                [self.project.incoming_dir, self.project.labels_dir],
+                self._file_ready,
+                polling=config.watch.polling,
+                quiet_seconds=config.watch.quiet_seconds,
+            )
+            self.watcher.start()
+        if "scheduler" in self.parts:
+            self._scheduler = threading.Thread(target=self._schedule, name="scheduler", daemon=True)
+            self._scheduler.start()
+
+    def begin_stop(self) -> None:
+        """The first step of a stop (safe on the event loop): take no more work, end event streams."""
+        self._stop.set()
+        self.queue.stop(grace_s=0)
+        self.hub.close()
+
+    def close(self, grace_s: float = STOP_GRACE_S) -> bool:
+        """Stop the parts, let the running job finish (up to `grace_s`), flush the prediction log.
+
+        Returns:
+            Whether the pipeline finished; if not, its connection is left open
+            (the caller exits the process; the journal redoes the job).
+        """
+        self.begin_stop()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self._scheduler is not None:
+            self._scheduler.join(timeout=5)
+        finished = self.queue.stop(grace_s)
+        if self.front.serving is not None:
+            self.front.serving.close()
+        if finished:
+            for catalog in (
+                self._reader.project.catalog,
+                self._serving_project.catalog,
+                self._journal,
+            ):
+                catalog.close()
+            self.project.close()
+        return finished
+
+    # ------------------------------------------------------------ EngineClient: reads
+
+    def status(self) -> dict[str, Any]:
+        with self._read_lock:
+            project = self._reader.project
+            project.reload_config()
+            owner = read_owner(project.state_dir)
+            url = owner.url if owner else None
+            serving = None
+            if self.front.serving is not None:
+                model = self.front.serving.slot.model
+                serving = {
+                    "url": url,
+                    "version": model.version,
+                    "name": project.config.name,
+                    "provider": model.provider,
+                }
+            engine = {
+                "pid": os.getpid(),
+                "parts": list(self.parts),
+                "url": url,
+                "queue": self.queue.snapshot(),
+            }
+            return project_status(project, serving=serving, engine=engine)
+
+    def models(self) -> list[dict[str, Any]]:
+        with self._read_lock:
+            return self._reader.models()
+
+    def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
+        with self._read_lock:
+            self._reader.project.reload_config()
+            return self._reader.drift(span, batch_id)
+
+    def proposals(self) -> list[dict[str, Any]]:
+        with self._read_lock:
+            return self._reader.proposals()
+
+    def doctor(self) -> dict[str, Any]:
+        with self._read_lock:
+            return self._reader.doctor()
+
+    def events(self) -> Iterator[Event]:
+        return self.hub.iterate()
+
+    # ------------------------------------------------------------ EngineClient: writes (jobs)
+
+    def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.queue.run("ingest", {"paths": paths})
+        return result
+
+    def train(self, *, actor: str, only: list[str]) -> dict[str, Any]:
+        result: dict[str, Any] = self.queue.run("train", {"actor": actor, "only": only})
+        return result
+
+    def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]:
+        args = {"version": version, "actor": actor, "reason": reason, "force": force}
+        result: dict[str, Any] = self.queue.run("promote", args)
+        return result
+
+    def rollback(self, *, actor: str, reason: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.queue.run("rollback", {"actor": actor, "reason": reason})
+        return result
+
+    def retrain(self, *, actor: str, reason: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.queue.run("retrain", {"actor": actor, "reason": reason})
+        return result
+
+    def decide(self, proposal_id: int, *, accept: bool, actor: str, reason: str) -> dict[str, Any]:
+        args = {"proposal_id": proposal_id, "accept": accept, "actor": actor, "reason": reason}
+        result: dict[str, Any] = self.queue.run("decide", args)
+        return result
+
+    # ------------------------------------------------------------ the pipeline thread
+
+    def _run_job(self, job: Job) -> Any:
+        from engine import retrain
+
+        self.project.reload_config()
+        args = job.args
+        pipeline = self._pipeline
+        result: Any
+        if job.kind == "ingest":
+            result = pipeline.ingest(args["paths"])
+        elif job.kind == "train":
+            result = pipeline.train(actor=args["actor"], only=args["only"])
+        elif job.kind == "retrain":
+            result = pipeline.retrain(actor=args["actor"], reason=args["reason"])
+        elif job.kind == "promote":
+            incoming = self._preload(int(args["version"]))
+            result = pipeline.promote(
+                args["version"], actor=args["actor"], reason=args["reason"], force=args["force"]
+            )
+            self._serve(incoming)
+        elif job.kind == "rollback":
+            stack = champion_history(self.project.catalog)
+            incoming = self._preload(stack[-2]) if len(stack) >= 2 else None
+            result = pipeline.rollback(actor=args["actor"], reason=args["reason"])
+            self._serve(incoming)
+        elif job.kind == "decide":
+            result = pipeline.decide(
+                args["proposal_id"],
+                accept=args["accept"],
+                actor=args["actor"],
+                reason=args["reason"],
+            )
+        elif job.kind == "propose":
+            result = retrain.propose(
+                self.project, args["trigger"], args["evidence"], self.hub.publish
+            )
+        elif job.kind == "recover":
+            result = self._recover()
+        else:
+            raise ValueError(f"unknown job kind {job.kind!r}")
+        self._sync_endpoint()
+        return result
+
+    def _preload(self, version: int) -> LoadedModel | None:
+        """Load a version before it becomes champion: one that cannot load is never promoted."""
+        from engine.serving.model_slot import load_model
+
+        if self.front.serving is None:
+            return None
+        return load_model(self.project, version)
+
+    def _serve(self, model: LoadedModel | None) -> None:
+        if model is not None and self.front.serving is not None:
+            if model.version == alias_version(self.project.catalog, CHAMPION):
+                self.front.serving.slot.swap(model)
+
+    def _sync_endpoint(self) -> None:
+        """Serve the champion: open the endpoint for the first one, swap for a new one."""
+        from engine.serving.model_slot import load_model
+
+        if "serve" not in self.parts:
+            return
+        champion = alias_version(self.project.catalog, CHAMPION)
+        if champion is None:
+            return
+        serving = self.front.serving
+        try:
+            if serving is None:
+                self.open_endpoint()
+            elif serving.slot.model.version != champion:
+                serving.slot.swap(load_model(self.project, champion))
+        except Exception:  # the old model goes on serving; the failure is logged
+            log.exception("cannot serve the champion v%s", champion)
+
+    def _recover(self) -> dict[str, Any]:
+        """Redo the ingests and drift checks that an earlier engine left interrupted."""
+        from engine.ingest import ingest_dropped
+        from engine.monitor import monitor_batch_recorded
+
+        catalog = self.project.catalog
+        reingested = []
+        for row in catalog.rows(
+            "SELECT DISTINCT inputs_json FROM stage_runs WHERE stage = 'ingest'"
+            " AND status = 'interrupted'"
+        ):
+            inputs = json.loads(row["inputs_json"])
+            source = Path(inputs["source"])
+            done = catalog.scalar(
+                "SELECT count(*) FROM batches WHERE source_path = ? AND content_hash = ?",
+                [str(source), inputs.get("sha256")],
+            )
+            if not done and source.is_file():
+                ingest_dropped(self.project, source, self.hub.publish)
+                reingested.append(str(source))
+        rechecked = []
+        for row in catalog.rows(
+            "SELECT DISTINCT CAST(json_extract(s.inputs_json, '$.batch_id') AS BIGINT) AS batch_id"
+            " FROM stage_runs s WHERE s.stage = 'monitor' AND s.status = 'interrupted'"
+            " AND NOT EXISTS (SELECT 1 FROM drift_windows w"
+            "   WHERE w.batch_id = CAST(json_extract(s.inputs_json, '$.batch_id') AS BIGINT))"
+            " ORDER BY 1"
+        ):
+            monitor_batch_recorded(self.project, int(row["batch_id"]), self.hub.publish)
+            rechecked.append(int(row["batch_id"]))
+        return {"reingested": reingested, "rechecked_batches": rechecked}
+
+    # ------------------------------------------------------------ watcher and scheduler threads
+
+    def _file_ready(self, path: Path) -> None:
+        try:
+            self.queue.submit("ingest", {"paths": [str(path)]}, key=f"ingest:{path}")
+        except EngineStopping:
+            pass  # picked up at the next start
+
+    def _schedule(self) -> None:
+        from engine.retrain import schedule_due
+
+        last_fired = None
+        while not self._stop.wait(SCHEDULE_TICK_S):
+            try:
+                with self._read_lock:
+                    self._reader.project.reload_config()
+                    evidence = schedule_due(self._reader.project, utcnow(), last_fired)
+                if evidence is not None:
+                    last_fired = utcnow()
+                    self.queue.submit(
+                        "propose",
+                        {"trigger": "schedule", "evidence": evidence},
+                        key="propose:schedule",
+                    )
+                # The alert and new-labels triggers join here: monitoring's
+                # engine.alerts.list_alerts(catalog, since_id=...) and the labelled rows
+                # since the last training against [retrain] min_new_labels, each
+                # submitted as a "propose" job with its trigger and evidence.
+            except EngineStopping:
+                return
+            except Exception:  # a bad tick (e.g. a config being edited) must not stop the loop
+                log.exception("scheduler: a tick failed")
