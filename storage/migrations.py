@@ -278,6 +278,7 @@ MIGRATIONS: list[Migration] = [
             git_commit    VARCHAR,                 -- the project folder's HEAD, when it is a git repo
             git_dirty     BOOLEAN,                 -- uncommitted changes in that repo
             recorded_at   TIMESTAMP NOT NULL
+        );
         """,
     ),
     Migration(
