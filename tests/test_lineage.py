@@ -22,6 +22,7 @@ from engine.ingest import ingest_file
 from engine.owner import project_token
 from engine.pipeline import train
 from engine.project import init_project, open_project
+from engine.service import EngineService
 from engine.serving.app import create_app
 from tests.conftest import TWO_LINEAR, append_models, run_cli, serve_in_thread
 from tests.test_serving import oip_request
@@ -77,26 +78,30 @@ def played(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> d
         ingest_file(project, part_b)
         train(project, only=["linear2"])  # v2, on batches A and B
         token = project_token(project.state_dir)
-        app = create_app(project)
-        try:
-            with serve_in_thread(app) as port:
-                url = f"http://127.0.0.1:{port}"
-                _post(
-                    f"{url}/control/promote",
-                    {"version": 2, "actor": "alice", "reason": "v2 knows batch B", "force": True},
-                    token,
-                )
-                _, headers = _post(f"{url}/invocations", {"dataframe_records": requests})
-                ids["P2"] = headers["x-request-id"]
-                _post(
-                    f"{url}/control/rollback",
-                    {"actor": "carol", "reason": "v2 rejects good applicants"},
-                    token,
-                )
-                _, headers = _post(f"{url}/invocations", {"dataframe_records": requests})
-                ids["P3"] = headers["x-request-id"]
-        finally:
-            app.close()
+    # The engine service owns the project while it runs (and closes it after).
+    service = EngineService(open_project(root), ("serve",))
+    service.open_endpoint()
+    service.start()
+    try:
+        with serve_in_thread(service.front) as port:
+            url = f"http://127.0.0.1:{port}"
+            _post(
+                f"{url}/control/promote",
+                {"version": 2, "actor": "alice", "reason": "v2 knows batch B", "force": True},
+                token,
+            )
+            _, headers = _post(f"{url}/invocations", {"dataframe_records": requests})
+            ids["P2"] = headers["x-request-id"]
+            _post(
+                f"{url}/control/rollback",
+                {"actor": "carol", "reason": "v2 rejects good applicants"},
+                token,
+            )
+            _, headers = _post(f"{url}/invocations", {"dataframe_records": requests})
+            ids["P3"] = headers["x-request-id"]
+    finally:
+        service.close()
+    with open_project(root) as project:
         snapshots = {
             r["source_name"]: r["snapshot_hash"]
             for r in project.catalog.rows("SELECT source_name, snapshot_hash FROM batches")
