@@ -1,7 +1,7 @@
 """Stage 9, retrain: triggers, the policy that decides what a trigger does, and the retrain job.
 
-A trigger (a schedule, a person; monitoring's alerts and new labels once they
-are wired) calls `propose`. The policy in `[retrain]` of mldeck.toml decides:
+A trigger (a schedule, a monitoring alert, enough new labels, a person) calls
+`propose`; `due_triggers` says which automatic ones are due. The policy in `[retrain]` of mldeck.toml decides:
 
 - `prompt`: a pending proposal is stored with its evidence, for a person to
   accept (`mldeck retrain --accept ID`) or dismiss;
@@ -229,22 +229,17 @@ def schedule_due(
     """The schedule trigger's evidence when `[retrain] every` has passed, else None.
 
     Due once the latest of (the last registered version, the last schedule
-    proposal, `last_fired`) is older than `every`. Nothing is due before the
-    first training: there is nothing to retrain yet.
+    proposal, `last_fired`) is older than `every`.
     """
     from engine.monitor import parse_span
 
     every = project.config.retrain.every
     if every is None:
         return None
-    catalog = project.catalog
-    last_training = catalog.scalar("SELECT max(created_at) FROM model_versions")
-    if last_training is None:
+    since = _since(project, "schedule", last_fired)
+    if since is None:
         return None
-    last_proposal = catalog.scalar(
-        "SELECT max(created_at) FROM retrain_proposals WHERE trigger = 'schedule'"
-    )
-    since = max(t for t in (last_training, last_proposal, last_fired) if t is not None)
+    last_training = project.catalog.scalar("SELECT max(created_at) FROM model_versions")
     due_at = since + parse_span(every)
     if now < due_at:
         return None
@@ -252,6 +247,77 @@ def schedule_due(
         {"every": every, "last_training": last_training, "due_at": due_at}
     )
     return evidence
+
+
+RETRAIN_ALERT_RULES = ("drift", "performance_min", "performance_max", "performance_drop")
+"""Alerts a retrain can answer (serving errors and latency are not the model's data)."""
+
+
+def _since(project: Project, trigger: str, last_fired: datetime | None) -> datetime | None:
+    """The latest of: the last registered version, the last proposal for this trigger,
+    `last_fired`. None before the first training (there is nothing to retrain yet)."""
+    catalog = project.catalog
+    last_training = catalog.scalar("SELECT max(created_at) FROM model_versions")
+    if last_training is None:
+        return None
+    last_proposal = catalog.scalar(
+        "SELECT max(created_at) FROM retrain_proposals WHERE trigger = ?", [trigger]
+    )
+    return max(t for t in (last_training, last_proposal, last_fired) if t is not None)
+
+
+def alert_due(project: Project, last_fired: datetime | None = None) -> dict[str, Any] | None:
+    """The alert trigger's evidence: alerts a retrain can answer, raised since the last
+    training (and since the last alert proposal), else None."""
+    since = _since(project, "alert", last_fired)
+    if since is None:
+        return None
+    rules = ", ".join(f"'{r}'" for r in RETRAIN_ALERT_RULES)
+    alerts = project.catalog.rows(
+        "SELECT alert_id, raised_at, rule, model_version, window_ref, message FROM alerts"
+        f" WHERE severity = 'alert' AND rule IN ({rules}) AND raised_at > ? ORDER BY alert_id",
+        [since],
+    )
+    if not alerts:
+        return None
+    evidence: dict[str, Any] = jsonable({"alerts": alerts})
+    return evidence
+
+
+def labels_due(project: Project, last_fired: datetime | None = None) -> dict[str, Any] | None:
+    """The new-labels trigger's evidence once `[retrain] min_new_labels` labelled rows
+    arrived since the last training (and the last labels proposal), else None."""
+    needed = project.config.retrain.min_new_labels
+    if needed is None:
+        return None
+    since = _since(project, "labels", last_fired)
+    if since is None:
+        return None
+    count = int(
+        project.catalog.scalar("SELECT count(*) FROM labels WHERE received_at > ?", [since])
+    )
+    if count < needed:
+        return None
+    evidence: dict[str, Any] = jsonable(
+        {"new_labels": count, "min_new_labels": needed, "since": since}
+    )
+    return evidence
+
+
+def due_triggers(
+    project: Project, now: datetime, last_fired: dict[str, datetime]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The automatic triggers due now, as (trigger, evidence); `last_fired` holds when this
+    process last fired each one (the `off` policy stores nothing to remember it by)."""
+    due = []
+    for trigger, evidence in (
+        ("schedule", schedule_due(project, now, last_fired.get("schedule"))),
+        ("alert", alert_due(project, last_fired.get("alert"))),
+        ("labels", labels_due(project, last_fired.get("labels"))),
+    ):
+        if evidence is not None:
+            due.append((trigger, evidence))
+    return due
 
 
 def _summary(evidence: dict[str, Any]) -> str:

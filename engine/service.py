@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -343,25 +344,22 @@ class EngineService:
             pass  # picked up at the next start
 
     def _schedule(self) -> None:
-        from engine.retrain import schedule_due
+        from engine.retrain import due_triggers
 
-        last_fired = None
+        last_fired: dict[str, datetime] = {}
         while not self._stop.wait(SCHEDULE_TICK_S):
             try:
                 with self._read_lock:
                     self._reader.project.reload_config()
-                    evidence = schedule_due(self._reader.project, utcnow(), last_fired)
-                if evidence is not None:
-                    last_fired = utcnow()
+                    now = utcnow()
+                    due = due_triggers(self._reader.project, now, last_fired)
+                for trigger, evidence in due:
+                    last_fired[trigger] = now
                     self.queue.submit(
                         "propose",
-                        {"trigger": "schedule", "evidence": evidence},
-                        key="propose:schedule",
+                        {"trigger": trigger, "evidence": evidence},
+                        key=f"propose:{trigger}",
                     )
-                # The alert and new-labels triggers join here: monitoring's
-                # engine.alerts.list_alerts(catalog, since_id=...) and the labelled rows
-                # since the last training against [retrain] min_new_labels, each
-                # submitted as a "propose" job with its trigger and evidence.
             except EngineStopping:
                 return
             except Exception:  # a bad tick (e.g. a config being edited) must not stop the loop

@@ -159,3 +159,46 @@ def test_retrain_cli_without_a_daemon(small_champion: tuple[Project, list[Path]]
     bad.write_text(bad.read_text().replace('policy = "prompt"', 'policy = "sometimes"'))
     refused = run_cli(["retrain", "--list"], cwd=root)
     assert refused.exit_code == 1 and "retrain.policy" in refused.stderr
+
+
+def test_alerts_and_new_labels_are_retrain_triggers(
+    small_champion: tuple[Project, list[Path]],
+) -> None:
+    from engine.labels import ingest_labels_file
+    from engine.retrain import alert_due, due_triggers, labels_due
+    from tests.conftest import SAMPLE
+
+    project, _ = small_champion
+    set_retrain(project.root, 'policy = "prompt"\nmin_new_labels = 1000')
+    config = project.root / "mldeck.toml"
+    # Only the performance floor alerts: a 200-row reference sees drift everywhere.
+    text = config.read_text().replace("[alerts]\n", "[alerts]\ndrifted_features = 1000\n", 1)
+    config.write_text(text + "\n[alerts.min]\naccuracy = 0.99\n")
+    project.reload_config()
+    assert due_triggers(project, utcnow(), {}) == []
+
+    ingest_file(project, SAMPLE / "stream" / "week_01.csv")
+    assert labels_due(project) is None and alert_due(project) is None  # no labels yet
+    ingest_labels_file(project, SAMPLE / "labels" / "labels_01.csv")
+    alert = alert_due(project)
+    assert alert is not None
+    assert [a["rule"] for a in alert["alerts"]] == ["performance_min"]
+    labels = labels_due(project)
+    assert labels is not None and labels["new_labels"] == 1447
+    assert [t for t, _ in due_triggers(project, utcnow(), {})] == ["alert", "labels"]
+
+    # Proposed once: the same alert and the same labels do not propose again.
+    assert propose(project, "alert", alert)["action"] == "proposed"
+    assert propose(project, "labels", labels)["action"] == "proposed"
+    assert alert_due(project) is None and labels_due(project) is None
+
+    # A new alert fires the trigger again; a person decides on the pending proposal first.
+    ingest_file(project, SAMPLE / "stream" / "week_02.csv")
+    ingest_labels_file(project, SAMPLE / "labels" / "labels_02.csv")
+    again = alert_due(project)
+    assert again is not None and len(again["alerts"]) == 1
+    assert propose(project, "alert", again)["action"] == "pending"
+
+    # A retrain answers both: nothing is due after it.
+    run_retrain(project, actor="tester", reason="labels arrived")
+    assert alert_due(project) is None and labels_due(project) is None
