@@ -349,14 +349,16 @@ def test_regression_dataset_works_with_no_code_change(tmp_path: Path) -> None:
     assert rmse == pytest.approx(recorded, rel=1e-5)
 
 
-# ----------------------------------------------------------------- the demo on all of sample_data
+# ----------------------------------------------------------------- all of the reference data
 
 
 @pytest.mark.slow
-def test_demo_on_full_sample_data_then_promote_rollback_status(tmp_path: Path) -> None:
-    folder = tmp_path / "demo" / "loans"
-    shown = ok(run_cli(["demo", "--dir", str(folder)])).stdout
-    assert "is now the champion" in shown and "Model registry" in shown
+def test_full_reference_every_kind_then_promote_rollback_status(tmp_path: Path) -> None:
+    folder = tmp_path / "loans"
+    ok(run_cli(["init", str(folder), "--target", "default", "--id", "loan_id"]))
+    ok(run_cli(["ingest", str(SAMPLE / "reference" / "loans_reference.csv")], cwd=folder))
+    shown = ok(run_cli(["train"], cwd=folder)).stdout
+    assert "is now the champion" in shown
     reference_rows = sum(1 for _ in open(SAMPLE / "reference" / "loans_reference.csv")) - 1
 
     versions = as_json(run_cli(["models", "--json"], cwd=folder))

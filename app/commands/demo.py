@@ -1,15 +1,19 @@
-"""`mldeck demo`: the main job on sample_data/."""
+"""`mldeck demo`: the main job on sample_data/, a quarter of drifting loans played week by week."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from app import output
-from app.commands.data import ingest, init
-from app.commands.models import models, train
-from app.context import SAMPLE_DATA
+from app.context import SAMPLE_DATA, json_option
+
+if TYPE_CHECKING:
+    from engine.demo import Week
+    from engine.events import Event
 
 
 @click.command()
@@ -26,23 +30,128 @@ from app.context import SAMPLE_DATA
     show_default=True,
     help="The sample_data/ folder.",
 )
-@click.pass_context
-def demo(ctx: click.Context, folder: Path | None, sample_data: Path) -> None:
-    """Run the main job on sample_data/: init, ingest the reference data, train, show the registry."""
-    import shutil
+@click.option(
+    "--policy",
+    type=click.Choice(["prompt", "auto", "off"]),
+    default="prompt",
+    show_default=True,
+    help="The retrain policy: store proposals, retrain and promote through the gates, or nothing.",
+)
+@click.option(
+    "--pace",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="Seconds per week (0: as fast as it goes).",
+)
+@click.option(
+    "--floor",
+    type=click.FloatRange(0, 1),
+    default=0.90,
+    show_default=True,
+    help="The live accuracy floor: below it an alert fires.",
+)
+@click.option(
+    "--recent",
+    "recent_batches",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="A retrain learns from the newest N labelled batches (0: all).",
+)
+@click.option("--headless", is_flag=True, help="Print each week instead of opening the UI.")
+@json_option
+def demo(
+    folder: Path | None,
+    sample_data: Path,
+    policy: str,
+    pace: float,
+    floor: float,
+    recent_batches: int,
+    headless: bool,
+    as_json: bool,
+) -> None:
+    """Play sample_data/'s quarter into a new project, week by week.
+
+    The reference data trains the first champion; each week's loans then land
+    in data/incoming/ and their outcomes in data/labels/. Every week shows the
+    drifted features, the champion's live accuracy, the alerts and what the
+    retrain policy did about them (--policy auto retrains and promotes when the
+    gates allow, and accuracy recovers).
+    """
     import tempfile
+
+    from engine.demo import create_demo_project, play_weeks, train_reference
+    from engine.project import open_project
 
     if folder is None:
         folder = Path(tempfile.mkdtemp(prefix="mldeck-demo-")) / "loans"
-    output.stdout.print(f"[bold]mldeck demo[/]: a project at {folder}")
-    ctx.invoke(init, name=folder, target="default", id_column="loan_id", as_json=False)
-    for source in sorted((sample_data / "reference").glob("*.csv")):
-        shutil.copy(source, folder / "data" / "incoming" / source.name)
-    ctx.obj["project"] = folder
-    output.stdout.rule("mldeck ingest data/incoming/")
-    ctx.invoke(ingest, paths=(), as_json=False)
-    output.stdout.rule("mldeck train")
-    ctx.invoke(train, only=(), as_json=False)
-    output.stdout.rule("mldeck models")
-    ctx.invoke(models, as_json=False)
-    output.stdout.print(f"\nExplore it: cd {folder} && mldeck status")
+    create_demo_project(
+        folder, sample_data, policy=policy, floor=floor, recent_batches=recent_batches
+    )
+    out = output.stdout
+    if not as_json:
+        out.print(f"[bold]mldeck demo[/]: a project at {folder} (policy {policy})")
+        out.rule("the reference data: ingest, train")
+    weeks: list[dict[str, Any]] = []
+    with open_project(folder) as project:
+        on_event = _print_event if not as_json else _ignore
+        trained = train_reference(project, sample_data, on_event)
+        if not as_json:
+            out.print(f"Champion: [bold green]v{trained['champion']}[/]")
+            out.rule("the quarter, week by week")
+        for week in play_weeks(project, sample_data, pace_s=pace):
+            if as_json:
+                weeks.append(dataclasses.asdict(week))
+            else:
+                _print_week(week)
+    if as_json:
+        output.print_json({"project": str(folder), "policy": policy, "weeks": weeks})
+    else:
+        out.print(f"\nExplore it: cd {folder} && mldeck status  (or mldeck perf, drift, alerts)")
+
+
+def _ignore(event: Event) -> None:
+    """--json: the weeks are the output."""
+
+
+def _print_event(event: Event) -> None:
+    from engine.events import StageFinished
+
+    if isinstance(event, StageFinished) and event.stage == "register":
+        output.stdout.print(f"  registered {event.subject}: {event.detail}")
+
+
+def _print_week(week: Week) -> None:
+    from rich.markup import escape
+
+    acc = "—" if week.accuracy is None else f"{week.accuracy:.3f}"
+    if week.accuracy is not None and week.holdout_accuracy is not None:
+        colour = "red" if any(a["rule"].startswith("performance") for a in week.alerts) else "green"
+        acc = f"[{colour}]{acc}[/] (holdout {week.holdout_accuracy:.3f})"
+    drifted = ", ".join(week.drifted) if week.drifted else "none"
+    output.stdout.print(
+        f"[bold]week {week.week:>2}[/]  {week.rows} loans, v{week.champion}  accuracy {acc}"
+        f"  drifted: {escape(drifted)}"
+    )
+    for alert in week.alerts:
+        style = "bold red" if alert["severity"] == "alert" else "yellow"
+        output.stdout.print(f"    [{style}]{alert['severity']}[/] {escape(alert['message'])}")
+    for answer in week.triggers:
+        output.stdout.print(f"    -> {_trigger_line(answer, week)}")
+
+
+def _trigger_line(answer: dict[str, Any], week: Week) -> str:
+    trigger, action = answer["trigger"], answer["action"]
+    if action == "proposed":
+        return f"retrain proposed (#{answer['proposal_id']}, {trigger}): mldeck retrain --list"
+    if action == "pending":
+        return f"retrain proposal #{answer['proposal_id']} still waits for a person"
+    if action == "retrained":
+        promoted = answer["retrain"].get("promoted")
+        if promoted:
+            return (
+                f"[bold green]retrained ({trigger}): v{promoted} promoted[/] (was v{week.champion})"
+            )
+        return f"retrained ({trigger}): no new version beat v{week.champion}; it stays champion"
+    return f"{trigger} trigger ignored (policy off)"
