@@ -513,9 +513,22 @@ class ServingApp:
         self.model_name = project.config.name
         self.metrics = Metrics()
         self._request_ids = RequestIds()
-        self.control = ControlApi(project, slot, project_token(project.state_dir))
+        self.control = ControlApi(
+            project, slot, project_token(project.state_dir), live_traffic=self.live_traffic
+        )
         self._versions: dict[int, LoadedModel] = {}
         self._versions_lock = threading.Lock()
+
+    def live_traffic(self) -> dict[str, Any]:
+        """Scoring requests and their errors counted by this app since it started, and its
+        shadow version (control, health and metadata calls are not traffic)."""
+        scoring = ("infer", "invocations")
+        return {
+            "requests": sum(n for (e, _), n in self.metrics.requests.items() if e in scoring),
+            "errors": sum(n for (e, _, _), n in self.metrics.errors.items() if e in scoring),
+            "shadow": None if self.shadow is None else self.shadow.model.version,
+            "dropped_rows": self.prediction_log.dropped_rows,
+        }
 
     def close(self) -> None:
         if self.shadow is not None:
@@ -627,7 +640,9 @@ class ServingApp:
             return await self._invocations(scope, body)
         if path.startswith("/control/"):
             headers = dict(scope.get("headers", []))
-            status, answer = self.control.handle(method, path, headers, body)
+            status, answer = self.control.handle(
+                method, path, headers, body, scope.get("query_string", b"")
+            )
             return "control", status, dumps(answer), [], "", 0
         if path == "/metrics":
             self._expect(method, "GET")
