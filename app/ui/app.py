@@ -144,22 +144,26 @@ class MldeckApp(App[None]):
         yield SystemCommand("Keys", "Show every key", self.action_keys)
 
     def action_keys(self) -> None:
-        rows: list[tuple[str, str, str]] = []
+        """The keys of the app, then of the screen, then of the focused widget."""
+        rows: list[tuple[int, str, str, str]] = []
         seen: set[tuple[str, str]] = set()
         for active in self.screen.active_bindings.values():
             binding = active.binding
-            if not binding.show and not binding.description:
-                continue
-            where = (
-                "app" if active.node is self else type(active.node).__name__.removesuffix("Screen")
-            )
             label = self.get_key_display(binding)
-            if (label, binding.description) in seen:
+            if not binding.show or (label, binding.description) in seen:
                 continue
             seen.add((label, binding.description))
-            rows.append((label, binding.description, where))
-        rows.append(("ctrl+p", "command palette", "app"))
-        self.push_screen(KeysScreen(rows))
+            if active.node is self:
+                rank, where = 0, "everywhere"
+            elif active.node is self.screen:
+                rank, where = 1, type(active.node).__name__.removesuffix("Screen")
+            else:
+                rank, where = 2, type(active.node).__name__
+            rows.append((rank, label, binding.description, where))
+        rows.sort(key=lambda row: row[0])
+        keys = [row[1:] for row in rows]
+        keys.append(("ctrl+p", "Command palette", "everywhere"))
+        self.push_screen(KeysScreen(keys))
 
     # -------------------------------------------------------------- actions
 
