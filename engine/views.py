@@ -91,6 +91,10 @@ def quarantined(project: Project) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ pipeline
 
 
+_NOT_SUMMARISED = {"duration_s", "onnx", "snapshot", "fingerprint"}
+"""Outputs left out of a lane's line: timings (the lane shows the run's) and object hashes."""
+
+
 def _output_summary(outputs_json: str | None) -> str:
     """A short line of what a run produced ("batch_id=3 rows=1447 ...")."""
     try:
@@ -101,7 +105,7 @@ def _output_summary(outputs_json: str | None) -> str:
         return str(outputs)
     parts = []
     for key, value in outputs.items():
-        if value is None or isinstance(value, dict | list):
+        if value is None or isinstance(value, dict | list) or key in _NOT_SUMMARISED:
             continue
         text = f"{value:.3g}" if isinstance(value, float) else str(value)
         parts.append(f"{key}={text[:16]}")

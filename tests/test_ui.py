@@ -22,6 +22,7 @@ from app.ui.screens.data import DataScreen
 from app.ui.screens.dialogs import KeysScreen, ReasonDialog, RetrainPrompt
 from app.ui.screens.models import ModelsScreen
 from engine.client import LocalEngine, RemoteEngine
+from engine.errors import MldeckError
 from storage.audit import verify_chain
 from tests.ui_fixture import build_ui_project
 
@@ -123,7 +124,7 @@ async def test_each_screen_shows_the_project(deck: MldeckApp) -> None:
         # The highlighted batch (the newest) shows its issues; the quarantine its reasons.
         issues = rows(deck, "#issues")
         assert issues and issues[0][0] == "error"
-        assert any("missing" in r[2] for r in issues)
+        assert any("missing" in r[1] for r in issues)
         quarantine = rows(deck, "#quarantine")
         assert quarantine[0][:2] == ["4", "broken.csv"] and "missing" in quarantine[0][2]
         await pilot.press("down")
@@ -341,6 +342,37 @@ async def test_a_slow_engine_call_does_not_block_keys(deck: MldeckApp) -> None:
         await pilot.press("escape")
         gated.gate.set()
         await pilot.press("3")
+        await settle(pilot)
+        assert len(rows(deck, "#registry")) == 2
+
+
+class BrokenCatalog:
+    """The real engine, but reading batches fails as a broken catalog would."""
+
+    def __init__(self, engine: LocalEngine) -> None:
+        self.engine = engine
+
+    def batches(self) -> list[dict[str, Any]]:
+        from storage.errors import CatalogError
+
+        raise MldeckError(CatalogError("catalog.duckdb: IO Error: disk full").msg, title="Catalog")
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        return getattr(self.engine, name)  # type: ignore[no-any-return]
+
+
+async def test_a_failing_read_is_one_notification(deck: MldeckApp) -> None:
+    assert isinstance(deck.client, LocalEngine)
+    deck.client = BrokenCatalog(deck.client)  # type: ignore[assignment]
+    async with deck.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        assert deck.is_running and isinstance(deck.screen, DataScreen)
+        errors = [n for n in deck._notifications if n.severity == "error"]
+        assert [(n.title, n.message) for n in errors] == [
+            ("Catalog", "catalog.duckdb: IO Error: disk full")
+        ]
+        await pilot.press("3")  # the other screens still work
         await settle(pilot)
         assert len(rows(deck, "#registry")) == 2
 

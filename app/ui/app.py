@@ -232,9 +232,11 @@ class MldeckApp(App[None]):
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
-        if event.state != WorkerState.ERROR:
-            return
-        error = event.worker.error
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.report_failure(event.worker.error)
+
+    def report_failure(self, error: BaseException) -> None:
+        """The one place a failed engine call is shown: a notification, never a crash."""
         if isinstance(error, MldeckError):
             self.notify(error.msg, title=error.title, severity="error", timeout=8)
         else:

@@ -4,8 +4,8 @@
 runs on the UI thread with what `fetch` returned. A screen reloads on a timer
 while it is the one shown, when it is shown again, and after an action changed
 the engine. A reload never queues behind a slow one: while a load is running,
-the next is only marked as wanted. Errors reach the app's single worker-error
-handler (a notification), never a crash.
+the next is only marked as wanted. Errors go to the app's `report_failure`
+(a notification), never a crash.
 """
 
 from __future__ import annotations
@@ -61,10 +61,12 @@ class DeckScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.set_interval(self.deck.refresh_s, self._tick)
-        self.reload()
 
     def on_screen_resume(self) -> None:
-        self.reload()
+        """Shown (the first time too): load, unless a load is running (Textual sends a
+        new mode's screen two resumes)."""
+        if not self._loading:
+            self.reload()
 
     def _tick(self) -> None:
         if self.is_current:
@@ -87,7 +89,10 @@ class DeckScreen(Screen[None]):
         self.show(message.data)
 
     @on(Worker.StateChanged)
-    def _on_load_done(self, event: Worker.StateChanged) -> None:
+    def _on_worker_state(self, event: Worker.StateChanged) -> None:
+        event.stop()  # a screen's workers are the screen's business; failures reported once
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.deck.report_failure(event.worker.error)
         if event.worker.group != "load" or event.state not in (
             WorkerState.SUCCESS,
             WorkerState.ERROR,

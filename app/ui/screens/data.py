@@ -38,7 +38,7 @@ class DataScreen(DeckScreen):
         self.query_one("#batches", DataTable).add_columns(
             "batch", "file", "kind", "rows", "hash", "status", "issues", "ingested (UTC)"
         )
-        self.query_one("#issues", DataTable).add_columns("severity", "column", "message")
+        self.query_one("#issues", DataTable).add_columns("severity", "issue")
         self.query_one("#quarantine", DataTable).add_columns("batch", "file", "reason")
         super().on_mount()
 
@@ -62,8 +62,12 @@ class DataScreen(DeckScreen):
                 fmt_time(b["ingested_at"]),
                 key=str(b["batch_id"]),
             )
-        if selected is not None and str(selected) in table.rows:
+        if data["batches"]:
+            if selected is None or str(selected) not in table.rows:
+                selected = int(data["batches"][0]["batch_id"])
+            self.selected_batch = selected
             table.move_cursor(row=table.get_row_index(str(selected)))
+            self._load_issues(selected)
         quarantine = self.query_one("#quarantine", DataTable)
         quarantine.clear()
         for q in data["quarantine"]:
@@ -90,8 +94,10 @@ class DataScreen(DeckScreen):
         table.border_title = f"Issues of batch {batch_id}"
         table.clear()
         for issue in issues:
+            column = issue["column_name"]
             table.add_row(
-                status_text(issue["severity"]), issue["column_name"] or "—", issue["message"]
+                status_text(issue["severity"]),
+                f"{column}: {issue['message']}" if column else issue["message"],
             )
         if not issues:
-            table.add_row(Text("none", style="dim"), "", "")
+            table.add_row(Text("none", style="dim"), "")

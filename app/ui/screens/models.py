@@ -54,8 +54,11 @@ class ModelsScreen(DeckScreen):
         table = self.query_one("#registry", DataTable)
         self.versions = {int(v["version"]): v for v in data}
         metrics = [m for m in SHOWN_METRICS if any(m in v["metrics"] for v in data)][:2]
-        table.clear(columns=True)
-        table.add_columns("", "ver", "name", *map(metric_label, metrics), "gates", "alias")
+        columns = ("", "ver", "name", *map(metric_label, metrics), "gates", "alias")
+        if tuple(str(c.label) for c in table.columns.values()) != columns:
+            table.clear(columns=True)
+            table.add_columns(*columns)
+        table.clear()
         for v in data:
             champion = "champion" in v["aliases"]
             table.add_row(
@@ -73,7 +76,9 @@ class ModelsScreen(DeckScreen):
             self.query_one("#lineage", Static).update(
                 Text("No model versions yet: train (t, or mldeck train).", style="dim")
             )
-        elif self.selected_version in self.versions:
+        else:
+            if self.selected_version not in self.versions:
+                self.selected_version = int(data[0]["version"])
             table.move_cursor(row=table.get_row_index(str(self.selected_version)))
             self._load_lineage(self.selected_version)
 
@@ -206,6 +211,7 @@ def lineage_view(lineage: dict[str, Any]) -> Table:
             f"batches {', '.join(map(str, dataset['batch_ids']))}; "
             f"{dataset['train_rows']} train / {dataset['holdout_rows']} holdout rows",
         )
+        grid.add_row("snapshots", ", ".join(short_hash(h) for h in dataset["snapshot_hashes"]))
     grid.add_row("features", short_hash(lineage["feature_hash"]))
     # Estimator defaults are recorded too; the ones set (not None/False) say more.
     params = [f"{k}={v}" for k, v in lineage["params"].items() if v not in (None, False)]
@@ -214,7 +220,6 @@ def lineage_view(lineage: dict[str, Any]) -> Table:
     grid.add_row("device", lineage["device"])
     grid.add_row("parity", f"{lineage['parity_max_abs_diff']:.1e} (ONNX vs native)")
     grid.add_row("gates", "pass" if lineage["promotable"] else "fail")
-    grid.add_row("onnx", short_hash(lineage["onnx_hash"]))
     grid.add_row("created", fmt_time(lineage["created_at"]))
     libraries = lineage["library_versions"]
     grid.add_row(

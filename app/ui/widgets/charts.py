@@ -52,18 +52,41 @@ class TrendChart(PlotextPlot):
 class HistogramChart(PlotextPlot):
     """Reference vs current shares per bin, side by side."""
 
+    LABEL_WIDTH = 10
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 (Textual's name)
+        super().__init__(id=id)
+        self._histogram: dict[str, Any] | None = None
+
     def show_histogram(self, histogram: dict[str, Any]) -> None:
+        self._histogram = histogram
+        self._plot_histogram()
+
+    def on_resize(self) -> None:
+        if self._histogram is not None:
+            self._plot_histogram()
+
+    def _plot_histogram(self) -> None:
+        histogram = self._histogram
+        assert histogram is not None
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
         plt.title(f"{histogram['feature']}: reference vs current")
-        bins = [label[:10] for label in histogram["bins"]]
+        labels = [label[: self.LABEL_WIDTH] for label in histogram["bins"]]
+        xs = list(range(1, len(labels) + 1))
         plt.multiple_bar(
-            bins, [histogram["reference"], histogram["current"]], labels=["reference", "current"]
+            xs, [histogram["reference"], histogram["current"]], labels=["reference", "current"]
         )
+        # Every step-th bin is labelled, so that the labels never overlap at this width
+        # (plotext would otherwise drop some of its own choosing).
+        room = max(1, self.size.width - 8)
+        step = max(1, -(-len(labels) * (self.LABEL_WIDTH + 2) // room))
+        plt.xticks(xs[::step], labels[::step])
         self.refresh()
 
     def show_empty(self, title: str) -> None:
+        self._histogram = None
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
