@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from app.ui.app import MldeckApp, make_app
+from app.ui.screens.base import DeckScreen
 from tests.ui_fixture import build_ui_project
 
 
@@ -34,12 +35,22 @@ def deck(template: Path, tmp_path: Path) -> Iterator[MldeckApp]:
 
 
 def showing(*keys: str) -> Callable[[Pilot[Any]], Any]:
+    async def settle(pilot: Pilot[Any]) -> None:
+        for _ in range(50):  # until the shown screen has drawn its data, and then some
+            await pilot.pause()
+            await pilot.app.workers.wait_for_complete()
+            screen = pilot.app.screen
+            if not isinstance(screen, DeckScreen) or screen.shown_once:
+                break
+        # DataTable sizes its columns when idle: give it a few idle moments.
+        for _ in range(3):
+            await pilot.pause(0.05)
+
     async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)  # the home screen's first load, before any key
         for key in keys:
             await pilot.press(key)
-            for _ in range(3):
-                await pilot.pause()
-                await pilot.app.workers.wait_for_complete()
+            await settle(pilot)
         for field in pilot.app.screen.query(Input):  # a blinking cursor is a coin toss
             field.cursor_blink = False
         await pilot.pause()

@@ -38,6 +38,13 @@ class DeckScreen(Screen[None]):
         super().__init__()
         self._loading = False
         self._wanted = False
+        self._shown: Any = None
+        """What `show` last put on the screen: an unchanged reload redraws nothing."""
+
+    @property
+    def shown_once(self) -> bool:
+        """Whether data has been put on the screen yet."""
+        return self._shown is not None
 
     @property
     def deck(self) -> MldeckApp:
@@ -86,6 +93,9 @@ class DeckScreen(Screen[None]):
     @on(Loaded)
     def _on_loaded(self, message: Loaded) -> None:
         message.stop()
+        if message.data is not None and message.data == self._shown:
+            return
+        self._shown = message.data
         self.show(message.data)
 
     @on(Worker.StateChanged)

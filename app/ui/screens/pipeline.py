@@ -28,7 +28,16 @@ class PipelineScreen(DeckScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#lanes", DataTable)
-        table.add_columns("stage", "status", "latest run (UTC)", "took", "output")
+        # Fixed widths: the lanes are always the same nine rows, and the columns do not
+        # jump as runs come and go.
+        for label, width in (
+            ("stage", 8),
+            ("status", 11),
+            ("latest run (UTC)", 16),
+            ("took", 6),
+            ("output", 60),
+        ):
+            table.add_column(label, width=width)
         for panel, title in (("champion", "Champion"), ("queue", "Queue"), ("alerts", "Alerts")):
             self.query_one(f"#{panel}", Static).border_title = title
         super().on_mount()
