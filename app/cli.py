@@ -50,7 +50,11 @@ class MldeckGroup(click.Group):
             sys.exit(70)
 
 
-@click.group(cls=MldeckGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=MldeckGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "-C",
     "--project",
@@ -64,7 +68,8 @@ class MldeckGroup(click.Group):
 @click.version_option(package_name="mldeck", prog_name="mldeck")
 @click.pass_context
 def cli(ctx: click.Context, project_dir: Path) -> None:
-    """mldeck: MLOps for one team, in a terminal.
+    """mldeck: MLOps for one team, in a terminal. With no command in a project
+    folder, opens the UI (`mldeck ui`).
 
     Drop data files into data/incoming/; mldeck ingests and validates them,
     trains and registers models with their lineage, and keeps an audit log of
@@ -80,6 +85,20 @@ def cli(ctx: click.Context, project_dir: Path) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["project"] = project_dir
+    if ctx.invoked_subcommand is None:
+        if _in_project(project_dir):
+            from app.commands.ui import ui
+
+            ctx.invoke(ui)
+        else:
+            click.echo(ctx.get_help())
+
+
+def _in_project(start: Path) -> bool:
+    from engine.config import CONFIG_NAME
+
+    folder = start.resolve()
+    return any((f / CONFIG_NAME).is_file() for f in (folder, *folder.parents))
 
 
 def _add_commands() -> None:
@@ -94,6 +113,7 @@ def _add_commands() -> None:
         retrain,
         serve,
         status,
+        ui,
     )
 
     for command in (
@@ -103,6 +123,7 @@ def _add_commands() -> None:
         models.models,
         models.promote,
         models.rollback,
+        models.archive,
         serve.serve,
         serve.daemon,
         retrain.retrain,
@@ -117,6 +138,7 @@ def _add_commands() -> None:
         audit.audit,
         lineage.reproduce,
         demo.demo,
+        ui.ui,
     ):
         cli.add_command(command)
 

@@ -56,6 +56,33 @@ class EngineClient(Protocol):
 
     def doctor(self) -> dict[str, Any]: ...
 
+    def archive(self, version: int, *, actor: str, reason: str) -> dict[str, Any]: ...
+
+    def snooze(self, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]: ...
+
+    # What the UI's screens show (engine.views), JSON data either way.
+    def batches(self) -> list[dict[str, Any]]: ...
+
+    def batch_issues(self, batch_id: int) -> list[dict[str, Any]]: ...
+
+    def quarantined(self) -> list[dict[str, Any]]: ...
+
+    def stage_lanes(self) -> dict[str, Any]: ...
+
+    def lineage_summary(self, version: int) -> dict[str, Any]: ...
+
+    def drift_history(self) -> list[dict[str, Any]]: ...
+
+    def drift_histogram(self, window_id: int, feature: str) -> dict[str, Any]: ...
+
+    def serving_stats(self) -> dict[str, Any]: ...
+
+    def audit_entries(self, text: str | None = None) -> list[dict[str, Any]]: ...
+
+    def alerts(self, status: str | None = None) -> list[dict[str, Any]]: ...
+
+    def performance(self) -> list[dict[str, Any]]: ...
+
     def events(self) -> Iterator[Event]: ...
 
 
@@ -173,6 +200,73 @@ class LocalEngine:
 
         return check_project(self.project)
 
+    def archive(self, version: int, *, actor: str, reason: str) -> dict[str, Any]:
+        from engine.registry import archive
+
+        return archive(self.project.catalog, version, actor=actor, reason=reason)
+
+    def snooze(self, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        from engine.retrain import snooze
+
+        return snooze(self.project, proposal_id, actor=actor, reason=reason)
+
+    def batches(self) -> list[dict[str, Any]]:
+        from engine import views
+
+        return views.batches(self.project)
+
+    def batch_issues(self, batch_id: int) -> list[dict[str, Any]]:
+        from engine import views
+
+        return views.batch_issues(self.project, batch_id)
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        from engine import views
+
+        return views.quarantined(self.project)
+
+    def stage_lanes(self) -> dict[str, Any]:
+        from engine import views
+
+        return views.stage_lanes(self.project)
+
+    def lineage_summary(self, version: int) -> dict[str, Any]:
+        from engine import views
+
+        return views.lineage_summary(self.project, version)
+
+    def drift_history(self) -> list[dict[str, Any]]:
+        from engine import views
+
+        return views.drift_history(self.project)
+
+    def drift_histogram(self, window_id: int, feature: str) -> dict[str, Any]:
+        from engine import views
+
+        return views.drift_histogram(self.project, window_id, feature)
+
+    def serving_stats(self) -> dict[str, Any]:
+        from engine import views
+
+        return views.serving_stats(self.project)
+
+    def audit_entries(self, text: str | None = None) -> list[dict[str, Any]]:
+        from engine import views
+
+        return views.audit_entries(self.project, text=text)
+
+    def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
+        from engine.alerts import list_alerts
+
+        found: list[dict[str, Any]] = jsonable(list_alerts(self.project.catalog, status=status))
+        return found
+
+    def performance(self) -> list[dict[str, Any]]:
+        from engine.performance import performance_windows
+
+        found: list[dict[str, Any]] = jsonable(performance_windows(self.project))
+        return found
+
     def events(self) -> Iterator[Event]:
         return self.hub.iterate()
 
@@ -230,10 +324,7 @@ class RemoteEngine:
         return answer
 
     def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
-        query = {k: v for k, v in (("span", span), ("batch", batch_id)) if v is not None}
-        answer: dict[str, Any] = self._call(
-            "/control/drift" + (f"?{urllib.parse.urlencode(query)}" if query else ""), None
-        )
+        answer: dict[str, Any] = self._get("/control/drift", span=span, batch=batch_id)
         return answer
 
     def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
@@ -278,6 +369,70 @@ class RemoteEngine:
 
     def doctor(self) -> dict[str, Any]:
         answer: dict[str, Any] = self._call("/control/doctor", None)
+        return answer
+
+    def _get(self, path: str, **query: Any) -> Any:
+        params = {k: v for k, v in query.items() if v is not None}
+        return self._call(path + (f"?{urllib.parse.urlencode(params)}" if params else ""), None)
+
+    def archive(self, version: int, *, actor: str, reason: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/archive", {"version": version, "actor": actor, "reason": reason}, None
+        )
+        return answer
+
+    def snooze(self, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/proposals/snooze",
+            {"proposal_id": proposal_id, "actor": actor, "reason": reason},
+            None,
+        )
+        return answer
+
+    def batches(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get("/control/batches")
+        return answer
+
+    def batch_issues(self, batch_id: int) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get("/control/batch-issues", batch=batch_id)
+        return answer
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get("/control/quarantine")
+        return answer
+
+    def stage_lanes(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get("/control/lanes")
+        return answer
+
+    def lineage_summary(self, version: int) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get("/control/lineage-summary", version=version)
+        return answer
+
+    def drift_history(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get("/control/drift-history")
+        return answer
+
+    def drift_histogram(self, window_id: int, feature: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get(
+            "/control/drift-histogram", window=window_id, feature=feature
+        )
+        return answer
+
+    def serving_stats(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get("/control/serving")
+        return answer
+
+    def audit_entries(self, text: str | None = None) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get("/control/audit-entries", text=text)
+        return answer
+
+    def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get("/control/alerts", status=status)
+        return answer
+
+    def performance(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get("/control/performance")
         return answer
 
     def events(self) -> Iterator[Event]:

@@ -234,6 +234,34 @@ def set_challenger(catalog: Catalog, version: int | None, *, actor: str, reason:
         )
 
 
+def archive(catalog: Catalog, version: int, *, actor: str, reason: str) -> dict[str, Any]:
+    """Retire a version: it stays in the registry (lineage, audit) but can no longer be
+    promoted. The champion cannot be archived; a challenger loses its alias."""
+    if not reason.strip():
+        raise RegistryError("a reason is required: it goes to the audit log")
+    row = get_version(catalog, version)
+    if row["status"] == "archived":
+        raise RegistryError(f"version {version} is already archived")
+    with catalog.transaction():
+        if alias_version(catalog, CHAMPION) == version:
+            raise RegistryError(
+                f"version {version} is the champion: promote another version or roll back first"
+            )
+        if alias_version(catalog, CHALLENGER) == version:
+            _set_alias(catalog, CHALLENGER, None)
+        catalog.execute(
+            "UPDATE model_versions SET status = 'archived' WHERE version = ?", [version]
+        )
+        append_entry(
+            catalog,
+            actor=actor,
+            action="archive",
+            from_version=version,
+            reason=reason,
+        )
+    return {"archived": version}
+
+
 def list_versions(catalog: Catalog) -> list[dict[str, Any]]:
     aliases: dict[int, list[str]] = {}
     for r in catalog.rows("SELECT alias, version FROM aliases ORDER BY alias"):

@@ -223,6 +223,28 @@ def decide(
     return {"proposal_id": proposal_id, "status": status, "retrain": retrain}
 
 
+def snooze(project: Project, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+    """A person put a pending proposal off: it stays pending; the answer is audit-logged."""
+    if not reason.strip():
+        raise RegistryError("a reason is required: it goes to the audit log")
+    catalog = project.catalog
+    row = catalog.row(
+        "SELECT trigger, status FROM retrain_proposals WHERE proposal_id = ?", [proposal_id]
+    )
+    if row is None:
+        raise NotFoundError(f"no retrain proposal {proposal_id} (mldeck retrain --list)")
+    if row["status"] != "pending":
+        raise RegistryError(f"retrain proposal {proposal_id} is already {row['status']}")
+    append_entry(
+        catalog,
+        actor=actor,
+        action="retrain_snoozed",
+        reason=reason,
+        details={"proposal_id": proposal_id, "trigger": row["trigger"]},
+    )
+    return {"proposal_id": proposal_id, "status": "pending", "snoozed": True}
+
+
 def schedule_due(
     project: Project, now: datetime, last_fired: datetime | None = None
 ) -> dict[str, Any] | None:

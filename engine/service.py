@@ -24,10 +24,10 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.client import LocalEngine
 from engine.events import Event, EventHub
@@ -51,6 +51,7 @@ PARTS = ("serve", "watcher", "scheduler")
 STOP_GRACE_S = 7.0
 """How long a stop waits for the running job; a job cut short is redone at the next start."""
 SCHEDULE_TICK_S = 1.0
+T = TypeVar("T")
 
 
 def _cursor_project(project: Project) -> Project:
@@ -197,6 +198,55 @@ class EngineService:
         with self._read_lock:
             return self._reader.doctor()
 
+    def _read(self, call: Callable[[LocalEngine], T]) -> T:
+        with self._read_lock:
+            return call(self._reader)
+
+    def batches(self) -> list[dict[str, Any]]:
+        return self._read(lambda r: r.batches())
+
+    def batch_issues(self, batch_id: int) -> list[dict[str, Any]]:
+        return self._read(lambda r: r.batch_issues(batch_id))
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        return self._read(lambda r: r.quarantined())
+
+    def stage_lanes(self) -> dict[str, Any]:
+        return self._read(lambda r: r.stage_lanes())
+
+    def lineage_summary(self, version: int) -> dict[str, Any]:
+        return self._read(lambda r: r.lineage_summary(version))
+
+    def drift_history(self) -> list[dict[str, Any]]:
+        return self._read(lambda r: r.drift_history())
+
+    def drift_histogram(self, window_id: int, feature: str) -> dict[str, Any]:
+        return self._read(lambda r: r.drift_histogram(window_id, feature))
+
+    def serving_stats(self) -> dict[str, Any]:
+        """The prediction log's figures plus this engine's endpoint and its live counters."""
+        stats = self._read(lambda r: r.serving_stats())
+        serving = self.front.serving
+        if serving is not None:
+            owner = read_owner(self.project.state_dir)
+            model = serving.slot.model
+            stats["endpoint"] = {
+                "url": owner.url if owner else None,
+                "version": model.version,
+                "provider": model.provider,
+                **serving.live_traffic(),
+            }
+        return stats
+
+    def audit_entries(self, text: str | None = None) -> list[dict[str, Any]]:
+        return self._read(lambda r: r.audit_entries(text))
+
+    def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
+        return self._read(lambda r: r.alerts(status))
+
+    def performance(self) -> list[dict[str, Any]]:
+        return self._read(lambda r: r.performance())
+
     def events(self) -> Iterator[Event]:
         return self.hub.iterate()
 
@@ -226,6 +276,16 @@ class EngineService:
     def decide(self, proposal_id: int, *, accept: bool, actor: str, reason: str) -> dict[str, Any]:
         args = {"proposal_id": proposal_id, "accept": accept, "actor": actor, "reason": reason}
         result: dict[str, Any] = self.queue.run("decide", args)
+        return result
+
+    def archive(self, version: int, *, actor: str, reason: str) -> dict[str, Any]:
+        args = {"version": version, "actor": actor, "reason": reason}
+        result: dict[str, Any] = self.queue.run("archive", args)
+        return result
+
+    def snooze(self, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        args = {"proposal_id": proposal_id, "actor": actor, "reason": reason}
+        result: dict[str, Any] = self.queue.run("snooze", args)
         return result
 
     # ------------------------------------------------------------ the pipeline thread
@@ -260,6 +320,12 @@ class EngineService:
                 accept=args["accept"],
                 actor=args["actor"],
                 reason=args["reason"],
+            )
+        elif job.kind == "archive":
+            result = pipeline.archive(args["version"], actor=args["actor"], reason=args["reason"])
+        elif job.kind == "snooze":
+            result = pipeline.snooze(
+                args["proposal_id"], actor=args["actor"], reason=args["reason"]
             )
         elif job.kind == "propose":
             result = retrain.propose(

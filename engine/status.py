@@ -61,12 +61,9 @@ def project_status(
         " coalesce(sum(row_count) FILTER (WHERE labelled), 0) AS labelled"
         " FROM batches WHERE status IN ('accepted', 'warned')"
     ) or {"rows": 0, "labelled": 0}
-    quarantine = catalog.rows(
-        "SELECT b.batch_id, b.source_name, b.quarantine_path, b.ingested_at,"
-        " (SELECT string_agg(message, '; ') FROM validation_issues i"
-        "  WHERE i.batch_id = b.batch_id AND severity = 'error') AS reason"
-        " FROM batches b WHERE status = 'quarantined' ORDER BY batch_id"
-    )
+    from engine.views import quarantined  # engine.views builds on this module's iso()
+
+    quarantine = quarantined(project)
     runs = catalog.rows(
         "SELECT run_id, stage, status, started_at, ended_at,"
         " epoch(ended_at) - epoch(started_at) AS duration_s, error"
@@ -104,7 +101,7 @@ def project_status(
         "batches": counts,
         "rows": int(rows["rows"]),
         "labelled_rows": int(rows["labelled"]),
-        "quarantine": _iso_rows(quarantine),
+        "quarantine": quarantine,
         "recent_batches": _iso_rows(batches),
         "recent_runs": _iso_rows(runs),
         "retrain_proposals": _iso_rows(proposals),

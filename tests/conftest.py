@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -162,3 +166,35 @@ def serve_in_thread(app: Any) -> Iterator[int]:
         thread.join(timeout=10)
         sock.close()
     assert not thread.is_alive()
+
+
+def start_server(root: Path) -> tuple[subprocess.Popen[str], int]:
+    """Start `mldeck serve` (a real process) on the project at `root`; once it answers."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/v2/health/ready")
+            if conn.getresponse().status == 200:
+                return server, port
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            out, err = server.communicate(timeout=5)
+            pytest.fail(f"server did not start: {out} {err}")
+        time.sleep(0.2)
+
+
+def stop_server(server: subprocess.Popen[str]) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)

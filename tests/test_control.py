@@ -24,7 +24,14 @@ from engine.errors import ProjectError
 from engine.owner import OWNER_FILE, claim, project_token, read_owner, release
 from engine.project import open_project
 from storage.audit import verify_chain
-from tests.conftest import REPO, TWO_LINEAR, build_trained, free_port
+from tests.conftest import (
+    REPO,
+    TWO_LINEAR,
+    build_trained,
+    free_port,
+    start_server,
+    stop_server,
+)
 
 # ------------------------------------------------------------------ owner file
 
@@ -94,32 +101,9 @@ def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) ->
 def served(template: Path, tmp_path: Path) -> Iterator[tuple[Path, int]]:
     root = tmp_path / "loans"
     shutil.copytree(template, root)
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/v2/health/ready")
-            if conn.getresponse().status == 200:
-                break
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            out, err = server.communicate(timeout=5)
-            pytest.fail(f"server did not start: {out} {err}")
-        time.sleep(0.2)
+    server, port = start_server(root)
     yield root, port
-    if server.poll() is None:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=20)
+    stop_server(server)
 
 
 def invocation(

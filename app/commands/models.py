@@ -253,3 +253,23 @@ def rollback(ctx: click.Context, reason: str, actor: str, as_json: bool) -> None
         output.stdout.print(
             f"Champion: v{result['previous']} -> [bold green]v{result['champion']}[/] (rolled back)"
         )
+
+
+@click.command()
+@click.argument("version", type=int)
+@click.option("--reason", required=True, help="Why: recorded in the audit log.")
+@click.option(
+    "--actor",
+    default=default_actor,
+    show_default="$MLDECK_ACTOR or your user name",
+    help="Who is archiving (audit log).",
+)
+@json_option
+@click.pass_context
+def archive(ctx: click.Context, version: int, reason: str, actor: str, as_json: bool) -> None:
+    """Archive VERSION: kept with its lineage, never promoted again (recorded in the audit log)."""
+    result = engine_client(ctx).archive(version, actor=actor, reason=reason)
+    if as_json:
+        output.print_json(result)
+    else:
+        output.stdout.print(f"v{result['archived']} archived")

@@ -516,6 +516,17 @@ class ServingApp:
         self._versions: dict[int, LoadedModel] = {}
         self._versions_lock = threading.Lock()
 
+    def live_traffic(self) -> dict[str, Any]:
+        """Scoring requests and their errors counted by this app since it started, and its
+        shadow version (control, health and metadata calls are not traffic)."""
+        scoring = ("infer", "invocations")
+        return {
+            "requests": sum(n for (e, _), n in self.metrics.requests.items() if e in scoring),
+            "errors": sum(n for (e, _, _), n in self.metrics.errors.items() if e in scoring),
+            "shadow": None if self.shadow is None else self.shadow.model.version,
+            "dropped_rows": self.prediction_log.dropped_rows,
+        }
+
     def close(self) -> None:
         if self.shadow is not None:
             self.shadow.close()

@@ -8,13 +8,17 @@ the same thing with or without a running engine. Errors answer
 `{"error", "title"}` with the engine error's message.
 
     GET  /control/status | models | drift[?span=7d|?batch=N] | proposals | doctor
+    GET  /control/batches | batch-issues?batch=N | quarantine | lanes | lineage-summary?version=N
+         | drift-history | drift-histogram?window=N&feature=F | serving | audit-entries[?text=T]
+         | alerts[?status=open] | performance          (what the UI's screens show)
     GET  /control/events                      server-sent events, one JSON object each
     POST /control/ingest      {"paths"}
     POST /control/train       {"actor", "only"}
     POST /control/promote     {"version", "actor", "reason", "force"}
     POST /control/rollback    {"actor", "reason"}
     POST /control/retrain     {"actor", "reason"}
-    POST /control/proposals/accept | dismiss   {"proposal_id", "actor", "reason"}
+    POST /control/archive     {"version", "actor", "reason"}
+    POST /control/proposals/accept | dismiss | snooze   {"proposal_id", "actor", "reason"}
 """
 
 from __future__ import annotations
@@ -89,6 +93,30 @@ class ControlApi:
             return self.engine.proposals()
         if path == "/control/doctor":
             return self.engine.doctor()
+        engine = self.engine
+        one = {k: v[0] for k, v in query.items()}
+        if path == "/control/batches":
+            return engine.batches()
+        if path == "/control/batch-issues":
+            return engine.batch_issues(_int(one, "batch"))
+        if path == "/control/quarantine":
+            return engine.quarantined()
+        if path == "/control/lanes":
+            return engine.stage_lanes()
+        if path == "/control/lineage-summary":
+            return engine.lineage_summary(_int(one, "version"))
+        if path == "/control/drift-history":
+            return engine.drift_history()
+        if path == "/control/drift-histogram":
+            return engine.drift_histogram(_int(one, "window"), one.get("feature", ""))
+        if path == "/control/serving":
+            return engine.serving_stats()
+        if path == "/control/audit-entries":
+            return engine.audit_entries(one.get("text"))
+        if path == "/control/alerts":
+            return engine.alerts(one.get("status"))
+        if path == "/control/performance":
+            return engine.performance()
         raise ControlError(404, f"no control route GET {path}")
 
     def _post(self, path: str, payload: dict[str, Any]) -> Any:
@@ -114,12 +142,21 @@ class ControlApi:
             return self.engine.rollback(actor=actor, reason=reason)
         if path == "/control/retrain":
             return self.engine.retrain(actor=actor, reason=reason)
-        if path in ("/control/proposals/accept", "/control/proposals/dismiss"):
+        if path == "/control/archive":
+            version = payload.get("version")
+            if isinstance(version, bool) or not isinstance(version, int):
+                raise ControlError(400, "'version' must be an integer")
+            return self.engine.archive(version, actor=actor, reason=reason)
+        if path.startswith("/control/proposals/"):
             proposal_id = payload.get("proposal_id")
             if isinstance(proposal_id, bool) or not isinstance(proposal_id, int):
                 raise ControlError(400, "'proposal_id' must be an integer")
-            accept = path.endswith("accept")
-            return self.engine.decide(proposal_id, accept=accept, actor=actor, reason=reason)
+            answer = path.rsplit("/", 1)[1]
+            if answer == "snooze":
+                return self.engine.snooze(proposal_id, actor=actor, reason=reason)
+            if answer in ("accept", "dismiss"):
+                accept = answer == "accept"
+                return self.engine.decide(proposal_id, accept=accept, actor=actor, reason=reason)
         raise ControlError(404, f"no control route POST {path}")
 
     @staticmethod
@@ -131,6 +168,13 @@ class ControlApi:
         if not isinstance(payload, dict):
             raise ControlError(400, "the body must be a JSON object")
         return payload
+
+
+def _int(query: dict[str, str], key: str) -> int:
+    try:
+        return int(query[key])
+    except (KeyError, ValueError):
+        raise ControlError(400, f"the query parameter {key!r} must be an integer") from None
 
 
 def _text(payload: dict[str, Any], key: str) -> str:

@@ -1,0 +1,103 @@
+"""2 Data: ingested batches, the issues of the selected one, the quarantine with reasons."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import DataTable
+
+from app.ui.format import fmt_time, short_hash, status_text
+from app.ui.screens.base import DeckScreen
+
+if TYPE_CHECKING:
+    from engine.client import EngineClient
+
+
+class DataScreen(DeckScreen):
+    def __init__(self) -> None:
+        super().__init__()
+        self.selected_batch: int | None = None
+
+    def compose_body(self) -> ComposeResult:
+        batches: DataTable[Any] = DataTable(id="batches", cursor_type="row", zebra_stripes=True)
+        batches.border_title = "Batches"
+        yield batches
+        with Horizontal(id="data-panels"):
+            issues: DataTable[Any] = DataTable(id="issues", cursor_type="row")
+            issues.border_title = "Issues"
+            yield issues
+            quarantine: DataTable[Any] = DataTable(id="quarantine", cursor_type="row")
+            quarantine.border_title = "Quarantine"
+            yield quarantine
+
+    def on_mount(self) -> None:
+        self.query_one("#batches", DataTable).add_columns(
+            "batch", "file", "kind", "rows", "hash", "status", "issues", "ingested (UTC)"
+        )
+        self.query_one("#issues", DataTable).add_columns("severity", "issue")
+        self.query_one("#quarantine", DataTable).add_columns("batch", "file", "reason")
+        super().on_mount()
+
+    def fetch(self, client: EngineClient) -> dict[str, Any]:
+        return {"batches": client.batches(), "quarantine": client.quarantined()}
+
+    def show(self, data: dict[str, Any]) -> None:
+        table = self.query_one("#batches", DataTable)
+        selected = self.selected_batch
+        table.clear()
+        for b in data["batches"]:
+            issues = f"{b['errors']}E {b['warnings']}W" if b["errors"] or b["warnings"] else ""
+            table.add_row(
+                str(b["batch_id"]),
+                b["source_name"],
+                b["kind"],
+                "—" if b["row_count"] is None else str(b["row_count"]),
+                short_hash(b["content_hash"]),
+                status_text(b["status"]),
+                Text(issues, style="yellow" if issues else ""),
+                fmt_time(b["ingested_at"]),
+                key=str(b["batch_id"]),
+            )
+        if data["batches"]:
+            if selected is None or str(selected) not in table.rows:
+                selected = int(data["batches"][0]["batch_id"])
+            self.selected_batch = selected
+            table.move_cursor(row=table.get_row_index(str(selected)))
+            self._load_issues(selected)
+        quarantine = self.query_one("#quarantine", DataTable)
+        quarantine.clear()
+        for q in data["quarantine"]:
+            quarantine.add_row(
+                str(q["batch_id"]), q["source_name"], Text(q["reason"] or "", style="red")
+            )
+
+    @on(DataTable.RowHighlighted, "#batches")
+    def _batch_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is None:
+            return
+        self.selected_batch = int(event.row_key.value)
+        self._load_issues(self.selected_batch)
+
+    @work(thread=True, exclusive=True, group="issues", exit_on_error=False)
+    def _load_issues(self, batch_id: int) -> None:
+        issues = self.deck.client.batch_issues(batch_id)
+        self.app.call_from_thread(self._show_issues, batch_id, issues)
+
+    def _show_issues(self, batch_id: int, issues: list[dict[str, Any]]) -> None:
+        if batch_id != self.selected_batch:
+            return
+        table = self.query_one("#issues", DataTable)
+        table.border_title = f"Issues of batch {batch_id}"
+        table.clear()
+        for issue in issues:
+            column = issue["column_name"]
+            table.add_row(
+                status_text(issue["severity"]),
+                f"{column}: {issue['message']}" if column else issue["message"],
+            )
+        if not issues:
+            table.add_row(Text("none", style="dim"), "")
