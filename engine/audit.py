@@ -47,8 +47,12 @@ def audit_entries(
     since: datetime | None = None,
     until: datetime | None = None,
     kinds: list[str] | None = None,
+    text: str | None = None,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Audit entries recorded in [since, until), oldest first, optionally of some kinds only.
+    """Audit entries recorded in [since, until), oldest first, optionally of some kinds only;
+    `text` keeps those whose actor, action, reason, versions or details contain it
+    (case-insensitive); `limit` keeps the newest that many.
 
     Raises:
         MldeckError: a kind that is neither known nor in the log, or since >= until.
@@ -73,9 +77,16 @@ def audit_entries(
     if kinds:
         where.append("list_contains(?, action)")
         params.append(kinds)
+    if text:
+        where.append(
+            "concat_ws(' ', actor, action, alias, reason, 'v' || from_version,"
+            " 'v' || to_version, details_json) ILIKE ?"
+        )
+        params.append(f"%{text}%")
+    newest = "" if limit is None else f" ORDER BY entry_id DESC LIMIT {int(limit)}"
     rows = catalog.rows(
-        "SELECT * EXCLUDE (prev_hash, entry_hash) FROM audit_log"
-        f" WHERE {' AND '.join(where)} ORDER BY entry_id",
+        "SELECT * FROM (SELECT * EXCLUDE (prev_hash, entry_hash) FROM audit_log"
+        f" WHERE {' AND '.join(where)}{newest}) ORDER BY entry_id",
         params,
     )
     return [_entry(row) for row in rows]

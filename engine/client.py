@@ -15,6 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -77,7 +78,29 @@ class EngineClient(Protocol):
 
     def serving_stats(self) -> dict[str, Any]: ...
 
-    def audit_entries(self, text: str | None = None) -> list[dict[str, Any]]: ...
+    def audit_entries(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kinds: list[str] | None = None,
+        text: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    def audit_verify(self) -> dict[str, Any]: ...
+
+    def acknowledge_alert(self, alert_id: int) -> dict[str, Any]: ...
+
+    def log_drift(self, span: str) -> dict[str, Any]: ...
+
+    def report(self, path: str) -> dict[str, Any]: ...
+
+    def explain(self, prediction_id: str) -> dict[str, Any]: ...
+
+    def lineage(self, version: int) -> dict[str, Any]: ...
+
+    def reproduce(self, version: int, *, actor: str) -> dict[str, Any]: ...
 
     def alerts(self, status: str | None = None) -> list[dict[str, Any]]: ...
 
@@ -250,10 +273,76 @@ class LocalEngine:
 
         return views.serving_stats(self.project)
 
-    def audit_entries(self, text: str | None = None) -> list[dict[str, Any]]:
-        from engine import views
+    def audit_entries(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kinds: list[str] | None = None,
+        text: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        from engine.audit import audit_entries
 
-        return views.audit_entries(self.project, text=text)
+        return audit_entries(
+            self.project.catalog, since=since, until=until, kinds=kinds, text=text, limit=limit
+        )
+
+    def audit_verify(self) -> dict[str, Any]:
+        from engine.audit import verify_audit
+
+        answer: dict[str, Any] = jsonable(verify_audit(self.project.catalog))
+        return answer
+
+    def acknowledge_alert(self, alert_id: int) -> dict[str, Any]:
+        from engine.alerts import acknowledge_alert
+
+        acknowledge_alert(self.project.catalog, alert_id)
+        return {"acknowledged": alert_id}
+
+    def log_drift(self, span: str) -> dict[str, Any]:
+        """A new drift window over the prediction log of the last `span`, with serving figures."""
+        from engine.log_monitor import monitor_log
+        from engine.monitor import parse_span
+
+        result = monitor_log(self.project, parse_span(span), events=self._sink)
+        if result.window is None:
+            raise MldeckError(
+                f"no drift window in the log of the last {span} (the champion served no rows): "
+                "serve the champion (mldeck serve) and send requests",
+                title="No drift window",
+            )
+        info = result.window.to_dict()
+        answer: dict[str, Any] = jsonable(
+            {**info.pop("report"), "window": info, "serving": result.serving}
+        )
+        return answer
+
+    def report(self, path: str) -> dict[str, Any]:
+        from engine.report import write_report
+
+        written = write_report(self.project, Path(path))
+        return {"path": str(written.resolve()), "bytes": written.stat().st_size}
+
+    def explain(self, prediction_id: str) -> dict[str, Any]:
+        from engine.lineage import explain_prediction
+
+        answer: dict[str, Any] = jsonable(explain_prediction(self.project.catalog, prediction_id))
+        return answer
+
+    def lineage(self, version: int) -> dict[str, Any]:
+        from engine.lineage import version_lineage
+
+        answer: dict[str, Any] = jsonable(version_lineage(self.project.catalog, version))
+        return answer
+
+    def reproduce(self, version: int, *, actor: str) -> dict[str, Any]:
+        from engine.reproduce import reproduce_version
+
+        answer: dict[str, Any] = jsonable(
+            reproduce_version(self.project, version, actor=actor).to_dict()
+        )
+        return answer
 
     def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
         from engine.alerts import list_alerts
@@ -423,8 +512,53 @@ class RemoteEngine:
         answer: dict[str, Any] = self._get("/control/serving")
         return answer
 
-    def audit_entries(self, text: str | None = None) -> list[dict[str, Any]]:
-        answer: list[dict[str, Any]] = self._get("/control/audit-entries", text=text)
+    def audit_entries(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kinds: list[str] | None = None,
+        text: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get(
+            "/control/audit-entries",
+            since=None if since is None else since.isoformat(),
+            until=None if until is None else until.isoformat(),
+            kinds=",".join(kinds) if kinds else None,
+            text=text,
+            limit=limit,
+        )
+        return answer
+
+    def audit_verify(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get("/control/audit-verify")
+        return answer
+
+    def acknowledge_alert(self, alert_id: int) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call("/control/alerts/ack", {"alert_id": alert_id}, None)
+        return answer
+
+    def log_drift(self, span: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call("/control/log-drift", {"span": span}, None)
+        return answer
+
+    def report(self, path: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call("/control/report", {"path": path}, None)
+        return answer
+
+    def explain(self, prediction_id: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get("/control/explain", id=prediction_id)
+        return answer
+
+    def lineage(self, version: int) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get("/control/lineage", version=version)
+        return answer
+
+    def reproduce(self, version: int, *, actor: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/reproduce", {"version": version, "actor": actor}, None
+        )
         return answer
 
     def alerts(self, status: str | None = None) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from engine.features import (
     onnx_feed,
     onnx_input_types,
 )
-from engine.onnx_tools import add_label_output, make_session, run_model
+from engine.onnx_tools import add_label_output, make_session, model_bytes, run_model
 from engine.training import TrainedModel, check_parity
 
 DEFAULTS: dict[str, Any] = {
@@ -246,4 +246,4 @@ def _export(
     if task == "classification":
         add_label_output(merged, classes)
     onnx.checker.check_model(merged)
-    return bytes(merged.SerializeToString())
+    return model_bytes(merged)

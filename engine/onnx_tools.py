@@ -55,6 +55,18 @@ def add_label_output(model: onnx.ModelProto, classes: list[Any]) -> None:
     graph.output.insert(0, helper.make_tensor_value_info("label", elem, [None]))
 
 
+def model_bytes(model: onnx.ModelProto) -> bytes:
+    """The model's bytes, the same for the same graph in every process.
+
+    skl2onnx lists a model's opset imports in set order, which follows Python's
+    per-process string hashing: sorted here, so a rebuild hashes the same.
+    """
+    imports = sorted(model.opset_import, key=lambda o: (o.domain, o.version))
+    del model.opset_import[:]
+    model.opset_import.extend(imports)
+    return bytes(model.SerializeToString())
+
+
 def make_session(
     model_bytes: bytes, providers: list[str] | None = None
 ) -> onnxruntime.InferenceSession:

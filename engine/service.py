@@ -238,8 +238,30 @@ class EngineService:
             }
         return stats
 
-    def audit_entries(self, text: str | None = None) -> list[dict[str, Any]]:
-        return self._read(lambda r: r.audit_entries(text))
+    def audit_entries(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kinds: list[str] | None = None,
+        text: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        return self._read(
+            lambda r: r.audit_entries(since=since, until=until, kinds=kinds, text=text, limit=limit)
+        )
+
+    def audit_verify(self) -> dict[str, Any]:
+        return self._read(lambda r: r.audit_verify())
+
+    def report(self, path: str) -> dict[str, Any]:
+        return self._read(lambda r: r.report(path))
+
+    def explain(self, prediction_id: str) -> dict[str, Any]:
+        return self._read(lambda r: r.explain(prediction_id))
+
+    def lineage(self, version: int) -> dict[str, Any]:
+        return self._read(lambda r: r.lineage(version))
 
     def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
         return self._read(lambda r: r.alerts(status))
@@ -288,6 +310,18 @@ class EngineService:
         result: dict[str, Any] = self.queue.run("snooze", args)
         return result
 
+    def acknowledge_alert(self, alert_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.queue.run("acknowledge_alert", {"alert_id": alert_id})
+        return result
+
+    def log_drift(self, span: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.queue.run("log_drift", {"span": span})
+        return result
+
+    def reproduce(self, version: int, *, actor: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.queue.run("reproduce", {"version": version, "actor": actor})
+        return result
+
     # ------------------------------------------------------------ the pipeline thread
 
     def _run_job(self, job: Job) -> Any:
@@ -327,6 +361,12 @@ class EngineService:
             result = pipeline.snooze(
                 args["proposal_id"], actor=args["actor"], reason=args["reason"]
             )
+        elif job.kind == "acknowledge_alert":
+            result = pipeline.acknowledge_alert(args["alert_id"])
+        elif job.kind == "log_drift":
+            result = pipeline.log_drift(args["span"])
+        elif job.kind == "reproduce":
+            result = pipeline.reproduce(args["version"], actor=args["actor"])
         elif job.kind == "propose":
             result = retrain.propose(
                 self.project, args["trigger"], args["evidence"], self.hub.publish

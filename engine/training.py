@@ -26,7 +26,7 @@ from engine.features import (
     onnx_feed,
     onnx_input_types,
 )
-from engine.onnx_tools import make_session, rename_output, run_model
+from engine.onnx_tools import make_session, model_bytes, rename_output, run_model
 
 SKLEARN_OPSET = {"": 17, "ai.onnx.ml": 3}
 PARITY_TOLERANCE = 1e-4
@@ -140,7 +140,7 @@ def _train_sklearn(
     )
     if task == "regression":
         rename_output(onnx_model, onnx_model.graph.output[0].name, "prediction")
-    onnx_bytes = onnx_model.SerializeToString()
+    onnx_bytes = model_bytes(onnx_model)
 
     x_holdout = model_frame(dataset.holdout, spec)
     native = (

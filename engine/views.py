@@ -1,5 +1,5 @@
 """Read-only views of a project for the UI: batches, stage lanes, lineage, drift history,
-serving figures and the audit log, as JSON-ready dicts.
+serving figures, as JSON-ready dicts.
 
 Every function takes an open project and returns plain dicts and lists with
 times as ISO 8601 strings (UTC), so the answer reads the same whether it was
@@ -410,27 +410,3 @@ def serving_stats(project: Project, window_s: float = 60.0) -> dict[str, Any]:
         "last_served_at": iso(totals["last_served_at"]),
         "endpoint": None,
     }
-
-
-# ------------------------------------------------------------------ audit
-
-
-def audit_entries(
-    project: Project, *, text: str | None = None, limit: int = 1000
-) -> list[dict[str, Any]]:
-    """Audit log entries, newest first; `text` keeps those whose actor, action, reason or
-    versions contain it (case-insensitive)."""
-    where, params = "", []
-    if text:
-        where = (
-            " WHERE concat_ws(' ', actor, action, alias, reason, 'v' || from_version,"
-            " 'v' || to_version, details_json) ILIKE ?"
-        )
-        params.append(f"%{text}%")
-    return _iso_rows(
-        project.catalog.rows(
-            "SELECT entry_id, recorded_at, actor, action, alias, from_version, to_version, reason,"
-            f" details_json FROM audit_log{where} ORDER BY entry_id DESC LIMIT ?",
-            [*params, limit],
-        )
-    )

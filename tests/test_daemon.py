@@ -192,7 +192,10 @@ def _volatile_free(value: Any) -> Any:
         return {
             k: _volatile_free(v)
             for k, v in value.items()
-            if not (k.endswith("_at") or k in ("duration_s", "window_start", "window_end"))
+            if not (
+                k.endswith("_at")
+                or k in ("duration_s", "window_start", "window_end", "head_hash", "bytes")
+            )
         }
     if isinstance(value, list):
         return [_volatile_free(v) for v in value]
@@ -209,14 +212,22 @@ COMMANDS = [
     ["retrain", "--reason", "fresh data", "--json"],
     ["retrain", "--list", "--json"],
     ["doctor", "--json"],
+    ["alerts", "--all", "--json"],
+    ["perf", "--json"],
+    ["lineage", "1", "--json"],
+    ["reproduce", "1", "--json"],
+    ["audit", "--kind", "promote", "--json"],
+    ["audit", "verify", "--json"],
+    ["report", "--out", "{report}", "--json"],
     ["status", "--json"],
 ]
 
 
 def _answers(root: Path, batch: Path) -> list[Any]:
     out = []
+    files = {"{batch}": batch.as_posix(), "{report}": (batch.parent / "report.html").as_posix()}
     for command in COMMANDS:
-        args = [batch.as_posix() if a == "{batch}" else a for a in command]
+        args = [files.get(a, a) for a in command]
         result = run_cli(args, cwd=root)
         assert result.exit_code == 0, (args, result.stderr)
         out.append(_volatile_free(json.loads(result.stdout)))
@@ -236,11 +247,14 @@ def test_cli_answers_the_same_through_the_daemon(
         daemon.ready()
         answers = _answers(through, batch)
         human = run_cli(["drift"], cwd=through).stdout  # a table with no times in it
+        unknown = run_cli(["explain", "no-such-request"], cwd=through)
         assert daemon.stop() == 0
     finally:
         if daemon.process.poll() is None:
             daemon.kill()
     assert "Drift of batch" in human and run_cli(["drift"], cwd=direct).stdout == human
+    direct_unknown = run_cli(["explain", "no-such-request"], cwd=direct)
+    assert (unknown.exit_code, unknown.stderr) == (1, direct_unknown.stderr)
     status, expected_status = answers.pop(), expected.pop()
     assert status.pop("engine")["parts"] == ["serve", "watcher", "scheduler"]
     assert status.pop("serving")["version"] == status["champion"]["version"]

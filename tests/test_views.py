@@ -75,8 +75,11 @@ def test_lineage_and_audit_filter(project: Project) -> None:
     assert lineage["champion"] == 1 and lineage["champion_metrics"]["accuracy"] is not None
     assert lineage["history"] == []
     assert views.lineage_summary(project, 1)["history"][0]["action"] == "promote"
-    assert [e["action"] for e in views.audit_entries(project, text="PROMOTE")] == ["promote"]
-    assert views.audit_entries(project, text="v2") == []
+    engine = LocalEngine(project)
+    assert [e["action"] for e in engine.audit_entries(text="PROMOTE")] == ["promote"]
+    assert engine.audit_entries(text="v2") == []
+    everything = engine.audit_entries()
+    assert engine.audit_entries(limit=1) == everything[-1:]  # the newest, oldest-first order
 
 
 def test_archive(project: Project) -> None:

@@ -11,7 +11,7 @@ import click
 
 from app import output
 from app.commands.lineage import HISTORY_COLUMNS, history_rows
-from app.context import json_option, open_here
+from app.context import engine_client, json_option
 from app.report import Section, out_option, print_sections, write_report
 
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
@@ -68,11 +68,9 @@ def audit(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from engine.audit import audit_entries, verify_audit
-
-    project = open_here(ctx)
-    entries = audit_entries(project.catalog, since=since, until=until, kinds=list(kinds) or None)
-    chain = verify_audit(project.catalog)
+    client = engine_client(ctx)
+    entries = client.audit_entries(since=since, until=until, kinds=list(kinds) or None)
+    chain = client.audit_verify()
     if as_json:
         output.print_json({"entries": entries, "chain": chain})
     title = "mldeck audit"
@@ -126,10 +124,7 @@ def _listing(
 @click.pass_context
 def verify(ctx: click.Context, as_json: bool) -> None:
     """Recompute the audit log's hash chain; exit 1 naming the first broken entry."""
-    from engine.audit import verify_audit
-
-    project = open_here(ctx)
-    chain = verify_audit(project.catalog)
+    chain = engine_client(ctx).audit_verify()
     if as_json:
         output.print_json(chain)
     elif chain["intact"]:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from app import output
-from app.context import default_actor, json_option, open_here
+from app.context import default_actor, engine_client, json_option
 from app.report import Section, out_option, print_sections, write_report
 
 SHOWN_ROWS = 20
@@ -213,10 +213,7 @@ def explain(ctx: click.Context, prediction_id: str, as_json: bool, out: Path | N
     version's training snapshots, feature definition, params, seed, device,
     library and code versions, and who promoted it, when and why.
     """
-    from engine.lineage import explain_prediction
-
-    project = open_here(ctx)
-    found = explain_prediction(project.catalog, prediction_id)
+    found = engine_client(ctx).explain(prediction_id)
     title = f"mldeck explain {prediction_id}"
     if out is not None:
         write_report(out, title, prediction_sections(found, None))
@@ -241,10 +238,7 @@ def lineage(ctx: click.Context, version: int, as_json: bool, out: Path | None) -
     rollback and reproduction that touched it, and its logged predictions
     counted by day. Works for archived and superseded versions.
     """
-    from engine.lineage import version_lineage
-
-    project = open_here(ctx)
-    record = version_lineage(project.catalog, version)
+    record = engine_client(ctx).lineage(version)
     days = record["predictions_by_day"]
     sections = [
         *version_sections(record),
@@ -297,28 +291,28 @@ def reproduce(ctx: click.Context, version: int, actor: str, as_json: bool) -> No
     """
     from rich.markup import escape
 
-    from engine.reproduce import TOLERANCE, reproduce_version
+    from engine.reproduce import TOLERANCE
 
-    project = open_here(ctx)
+    client = engine_client(ctx)
     with output.stderr.status(f"retraining v{version} from its recorded inputs"):
-        result = reproduce_version(project, version, actor=actor)
+        result = client.reproduce(version, actor=actor)
     if as_json:
-        output.print_json(result.to_dict())
+        output.print_json(result)
     else:
-        style = VERDICT_STYLE[result.verdict]
-        output.stdout.print(f"v{version}: [{style}]{result.verdict}[/]")
-        if result.max_abs_diff is not None:
+        style = VERDICT_STYLE[result["verdict"]]
+        output.stdout.print(f"v{version}: [{style}]{result['verdict']}[/]")
+        if result["max_abs_diff"] is not None:
             output.stdout.print(
-                f"  outputs on {result.holdout_rows} holdout rows: max |Δ| {result.max_abs_diff:.3g}"
+                f"  outputs on {result['holdout_rows']} holdout rows: max |Δ| {result['max_abs_diff']:.3g}"
                 f" (tolerance {TOLERANCE:g})"
             )
-        if result.rebuilt_onnx_hash is not None:
-            same = result.rebuilt_onnx_hash == result.recorded_onnx_hash
+        if result["rebuilt_onnx_hash"] is not None:
+            same = result["rebuilt_onnx_hash"] == result["recorded_onnx_hash"]
             output.stdout.print(
-                f"  ONNX bytes: recorded {_short(result.recorded_onnx_hash)}, rebuilt "
-                f"{_short(result.rebuilt_onnx_hash)} ({'same' if same else 'differ'})"
+                f"  ONNX bytes: recorded {_short(result['recorded_onnx_hash'])}, rebuilt "
+                f"{_short(result['rebuilt_onnx_hash'])} ({'same' if same else 'differ'})"
             )
-        if result.metrics:
+        if result["metrics"]:
             output.stdout.print(
                 output.table(
                     None,
@@ -330,17 +324,17 @@ def reproduce(ctx: click.Context, version: int, actor: str, as_json: bool) -> No
                             output.fmt_metric(m["rebuilt"], 6),
                             "—" if m["diff"] is None else f"{m['diff']:.2g}",
                         ]
-                        for name, m in result.metrics.items()
+                        for name, m in result["metrics"].items()
                     ],
                 )
             )
-        for reason in result.reasons:
+        for reason in result["reasons"]:
             output.stdout.print(f"  [red]why[/]: {escape(reason)}")
-        for note in result.notes:
+        for note in result["notes"]:
             output.stdout.print(f"  note: {escape(note)}")
         output.stdout.print(
             f"Nothing was registered (the rebuilt model was discarded); "
-            f"recorded as audit entry {result.audit_entry_id}."
+            f"recorded as audit entry {result['audit_entry_id']}."
         )
-    if result.verdict == "different":
+    if result["verdict"] == "different":
         sys.exit(1)

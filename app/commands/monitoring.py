@@ -8,9 +8,8 @@ from typing import Any
 import click
 
 from app import output
-from app.context import engine_client, json_option, open_here
+from app.context import engine_client, json_option
 from app.output import fmt_metric, fmt_time, metric_label
-from engine.errors import MldeckError
 
 
 @click.command()
@@ -50,23 +49,9 @@ def drift(
         raise click.UsageError("use at most one of --window, --batch and --last")
     if source == "log" and (batch_id is not None or last):
         raise click.UsageError("--source log takes --window SPAN only")
-    serving = None
-    if source == "log":
-        from engine.log_monitor import monitor_log
-        from engine.monitor import parse_span
-
-        result = monitor_log(open_here(ctx), parse_span(span or "1h"))
-        if result.window is None:
-            raise MldeckError(
-                f"no drift window in the log of the last {span or '1h'} (the champion served "
-                "no rows): serve the champion (mldeck serve) and send requests",
-                title="No drift window",
-            )
-        info = result.window.to_dict()
-        found = {**info.pop("report"), "window": info, "serving": result.serving}
-        serving = result.serving
-    else:
-        found = engine_client(ctx).drift(span, batch_id)
+    client = engine_client(ctx)
+    found = client.log_drift(span or "1h") if source == "log" else client.drift(span, batch_id)
+    serving = found.get("serving")
     if as_json:
         output.print_json(found)
         return
@@ -168,10 +153,7 @@ def perf(ctx: click.Context, as_json: bool) -> None:
     champion's output on monitored batches (one window per batch) and to served
     predictions whose request carried the id column (one window per day).
     """
-    from engine.performance import performance_windows
-
-    project = open_here(ctx)
-    windows = performance_windows(project)
+    windows = engine_client(ctx).performance()
     if as_json:
         output.print_json(windows)
         return
@@ -213,12 +195,12 @@ def alerts(ctx: click.Context, show_all: bool, ack_ids: tuple[int, ...], as_json
     """
     from rich.markup import escape
 
-    from engine.alerts import OPEN, acknowledge_alert, list_alerts
+    from engine.alerts import OPEN
 
-    project = open_here(ctx)
+    client = engine_client(ctx)
     for alert_id in ack_ids:
-        acknowledge_alert(project.catalog, alert_id)
-    found = list_alerts(project.catalog, status=None if show_all else OPEN)
+        client.acknowledge_alert(alert_id)
+    found = client.alerts(None if show_all else OPEN)
     if as_json:
         output.print_json(found)
         return
@@ -256,11 +238,9 @@ def alerts(ctx: click.Context, show_all: bool, ack_ids: tuple[int, ...], as_json
 def report(ctx: click.Context, out_path: Path, as_json: bool) -> None:
     """Write one self-contained HTML report: drift table, reference vs current histograms,
     drift and live performance over time (inline CSS and SVG; opens with no network)."""
-    from engine.report import write_report
-
-    project = open_here(ctx)
-    written = write_report(project, out_path)
+    # An absolute path: the engine that writes it may run in another folder.
+    written = engine_client(ctx).report(str(out_path.resolve()))
     if as_json:
-        output.print_json({"path": str(written.resolve()), "bytes": written.stat().st_size})
+        output.print_json(written)
         return
-    output.stdout.print(f"Wrote {written} ({written.stat().st_size // 1024} KiB)")
+    output.stdout.print(f"Wrote {out_path} ({written['bytes'] // 1024} KiB)")

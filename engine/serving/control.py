@@ -9,8 +9,9 @@ the same thing with or without a running engine. Errors answer
 
     GET  /control/status | models | drift[?span=7d|?batch=N] | proposals | doctor
     GET  /control/batches | batch-issues?batch=N | quarantine | lanes | lineage-summary?version=N
-         | drift-history | drift-histogram?window=N&feature=F | serving | audit-entries[?text=T]
-         | alerts[?status=open] | performance          (what the UI's screens show)
+         | drift-history | drift-histogram?window=N&feature=F | serving
+         | audit-entries[?since=&until=&kinds=a,b&text=&limit=] | audit-verify
+         | alerts[?status=open] | performance | explain?id=ID | lineage?version=N
     GET  /control/events                      server-sent events, one JSON object each
     POST /control/ingest      {"paths"}
     POST /control/train       {"actor", "only"}
@@ -18,6 +19,10 @@ the same thing with or without a running engine. Errors answer
     POST /control/rollback    {"actor", "reason"}
     POST /control/retrain     {"actor", "reason"}
     POST /control/archive     {"version", "actor", "reason"}
+    POST /control/reproduce   {"version", "actor"}
+    POST /control/alerts/ack  {"alert_id"}
+    POST /control/log-drift   {"span"}      a new drift window over the prediction log
+    POST /control/report      {"path"}      writes the HTML report there
     POST /control/proposals/accept | dismiss | snooze   {"proposal_id", "actor", "reason"}
 """
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 import hmac
 import json
 import urllib.parse
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import MldeckError, NotFoundError
@@ -112,7 +118,21 @@ class ControlApi:
         if path == "/control/serving":
             return engine.serving_stats()
         if path == "/control/audit-entries":
-            return engine.audit_entries(one.get("text"))
+            return engine.audit_entries(
+                since=_time(one, "since"),
+                until=_time(one, "until"),
+                kinds=one["kinds"].split(",") if one.get("kinds") else None,
+                text=one.get("text"),
+                limit=_int(one, "limit") if "limit" in one else None,
+            )
+        if path == "/control/audit-verify":
+            return engine.audit_verify()
+        if path == "/control/explain":
+            if not one.get("id"):
+                raise ControlError(400, "the query parameter 'id' is required")
+            return engine.explain(one["id"])
+        if path == "/control/lineage":
+            return engine.lineage(_int(one, "version"))
         if path == "/control/alerts":
             return engine.alerts(one.get("status"))
         if path == "/control/performance":
@@ -120,12 +140,26 @@ class ControlApi:
         raise ControlError(404, f"no control route GET {path}")
 
     def _post(self, path: str, payload: dict[str, Any]) -> Any:
+        if path == "/control/alerts/ack":
+            alert_id = payload.get("alert_id")
+            if isinstance(alert_id, bool) or not isinstance(alert_id, int):
+                raise ControlError(400, "'alert_id' must be an integer")
+            return self.engine.acknowledge_alert(alert_id)
+        if path == "/control/log-drift":
+            return self.engine.log_drift(_text(payload, "span"))
+        if path == "/control/report":
+            return self.engine.report(_text(payload, "path"))
         if path == "/control/ingest":
             paths = payload.get("paths", [])
             if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
                 raise ControlError(400, "'paths' must be a list of strings")
             return self.engine.ingest(paths)
         actor = _text(payload, "actor")
+        if path == "/control/reproduce":
+            version = payload.get("version")
+            if isinstance(version, bool) or not isinstance(version, int):
+                raise ControlError(400, "'version' must be an integer")
+            return self.engine.reproduce(version, actor=actor)
         if path == "/control/train":
             only = payload.get("only", [])
             if not isinstance(only, list) or not all(isinstance(o, str) for o in only):
@@ -175,6 +209,15 @@ def _int(query: dict[str, str], key: str) -> int:
         return int(query[key])
     except (KeyError, ValueError):
         raise ControlError(400, f"the query parameter {key!r} must be an integer") from None
+
+
+def _time(query: dict[str, str], key: str) -> datetime | None:
+    if key not in query:
+        return None
+    try:
+        return datetime.fromisoformat(query[key])
+    except ValueError:
+        raise ControlError(400, f"the query parameter {key!r} must be an ISO date") from None
 
 
 def _text(payload: dict[str, Any], key: str) -> str:

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from engine.client import EngineClient
 
 
+SHOWN_ENTRIES = 1000
+
+
 class AuditScreen(DeckScreen):
     AUTO_FOCUS = "#audit-log"
     BINDINGS = [Binding("slash", "filter", "Filter", id="audit.filter")]
@@ -37,7 +40,8 @@ class AuditScreen(DeckScreen):
         super().on_mount()
 
     def fetch(self, client: EngineClient) -> list[dict[str, Any]]:
-        return client.audit_entries(self.filter_text or None)
+        newest = client.audit_entries(text=self.filter_text or None, limit=SHOWN_ENTRIES)
+        return newest[::-1]  # newest first
 
     def show(self, data: list[dict[str, Any]]) -> None:
         table = self.query_one("#audit-log", DataTable)
