@@ -23,6 +23,7 @@ import polars as pl
 from engine.contract import quote
 from engine.errors import TrainingError, as_mldeck_error
 from engine.features import FeatureSpec, split_sql
+from engine.labels import LATEST_LABELS, label_sql_type
 from engine.project import Project
 from storage.catalog import utcnow
 from storage.errors import StorageError
@@ -62,10 +63,6 @@ def training_batches(project: Project) -> tuple[list[int], list[str]]:
     return [int(b["batch_id"]) for b in chosen], hashes
 
 
-_LATEST_LABELS = "(SELECT row_id, arg_max(label, batch_id) AS label FROM labels GROUP BY row_id)"
-"""One label per id: a later labels file corrects an earlier one."""
-
-
 def _snapshot_paths(project: Project, batches: list[dict[str, Any]]) -> list[str]:
     try:
         return [str(project.objects.verified_path(str(b["snapshot_hash"]))) for b in batches]
@@ -88,7 +85,7 @@ def _batches_labelled_later(project: Project, batches: list[dict[str, Any]]) -> 
     batch_of = {path: int(b["batch_id"]) for path, b in zip(paths, batches, strict=True)}
     found = project.catalog.rows(
         f"SELECT DISTINCT s.filename FROM read_parquet({_sql_list(paths)}, "
-        f"union_by_name = true, filename = true) s JOIN {_LATEST_LABELS} l "
+        f"union_by_name = true, filename = true) s JOIN ({LATEST_LABELS}) l "
         f"ON CAST(s.{quote(id_column)} AS VARCHAR) = l.row_id"
     )
     return {batch_of[str(r["filename"])] for r in found}
@@ -96,8 +93,6 @@ def _batches_labelled_later(project: Project, batches: list[dict[str, Any]]) -> 
 
 def _labelled_snapshot(project: Project, batches: list[dict[str, Any]]) -> str:
     """Join these batches' rows with their labels into one stored Parquet snapshot; its hash."""
-    from engine.labels import label_sql_type
-
     config = project.config
     assert config.target is not None and config.id_column is not None
     label = "l.label"
@@ -110,7 +105,7 @@ def _labelled_snapshot(project: Project, batches: list[dict[str, Any]]) -> str:
             project.catalog.execute(
                 f"COPY (SELECT s.*, {label} AS {quote(config.target)} "
                 f"FROM read_parquet({_sql_list(_snapshot_paths(project, batches))}, union_by_name = true) s "
-                f"JOIN {_LATEST_LABELS} l ON CAST(s.{ident} AS VARCHAR) = l.row_id "
+                f"JOIN ({LATEST_LABELS}) l ON CAST(s.{ident} AS VARCHAR) = l.row_id "
                 f"ORDER BY s.{ident}) TO '{staged}' (FORMAT parquet, COMPRESSION snappy)"
             )
         except duckdb.Error as exc:

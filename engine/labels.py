@@ -39,6 +39,9 @@ from engine.stage_runs import stage_run
 from storage.catalog import utcnow
 from storage.objects import sha256_file
 
+LATEST_LABELS = "SELECT row_id, arg_max(label, batch_id) AS label FROM labels GROUP BY row_id"
+"""One label per id: a later labels file corrects an earlier one."""
+
 LABEL_ALIAS = "label"
 """A labels file may name its label column like the target or plainly ``label``."""
 

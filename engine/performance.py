@@ -27,14 +27,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.events import EventSink, ignore_events
+from engine.labels import LATEST_LABELS
 from engine.project import Project
 from engine.registry import version_metrics
 from storage.catalog import utcnow
 
 if TYPE_CHECKING:
     import polars as pl
-
-_LATEST_LABELS = "SELECT row_id, arg_max(label, batch_id) AS label FROM labels GROUP BY row_id"
 
 
 def label_text(value: Any) -> str:
@@ -201,32 +200,59 @@ def refresh_batch_windows(
     windows = []
     for group in groups:
         batch_id, version = int(group["batch_id"]), int(group["model_version"])
-        task, classes = _version_info(project, version)
         labelled = catalog.conn.execute(
             f"SELECT l.label, s.score, s.probabilities FROM scored_rows s"
-            f" JOIN ({_LATEST_LABELS}) l USING (row_id)"
+            f" JOIN ({LATEST_LABELS}) l USING (row_id)"
             " WHERE s.batch_id = ? AND s.model_version = ?",
             [batch_id, version],
         ).fetchnumpy()
-        labels = [str(v) for v in labelled["label"]]
-        if not labels:
-            continue
-        output = _output(task, labelled.get("score"), labelled.get("probabilities"))
-        windows.append(
-            _store_window(
-                project,
-                source="batch",
-                window_ref=f"batch {batch_id}",
-                version=version,
-                start=group["at"],
-                end=group["at"],
-                n_rows=int(group["n_rows"]),
-                n_labelled=len(labels),
-                metrics=live_metrics(task, classes, labels, output),
-                events=events,
-            )
+        window = _labelled_window(
+            project,
+            labelled,
+            source="batch",
+            window_ref=f"batch {batch_id}",
+            version=version,
+            start=group["at"],
+            end=group["at"],
+            n_rows=int(group["n_rows"]),
+            events=events,
         )
+        if window is not None:
+            windows.append(window)
     return windows
+
+
+def _labelled_window(
+    project: Project,
+    labelled: dict[str, Any],
+    *,
+    source: str,
+    window_ref: str,
+    version: int,
+    start: Any,
+    end: Any,
+    n_rows: int,
+    events: EventSink,
+) -> dict[str, Any] | None:
+    """Store the window's live metrics from its labelled rows (label, score, probabilities);
+    None when none of its rows is labelled yet."""
+    labels = [str(v) for v in labelled["label"]]
+    if not labels:
+        return None
+    task, classes = _version_info(project, version)
+    output = _output(task, labelled.get("score"), labelled.get("probabilities"))
+    return _store_window(
+        project,
+        source=source,
+        window_ref=window_ref,
+        version=version,
+        start=start,
+        end=end,
+        n_rows=n_rows,
+        n_labelled=len(labels),
+        metrics=live_metrics(task, classes, labels, output),
+        events=events,
+    )
 
 
 def _output(task: str, score: Any, probabilities: Any) -> np.ndarray:
@@ -269,30 +295,24 @@ def refresh_log_windows(
     windows = []
     for group in groups:
         version = int(group["model_version"])
-        task, classes = _version_info(project, version)
         labelled = catalog.conn.execute(
             f"SELECT l.label, r.score, r.probabilities FROM ({base}) r"
-            f" JOIN ({_LATEST_LABELS}) l USING (row_id) WHERE r.day = ? AND r.model_version = ?",
+            f" JOIN ({LATEST_LABELS}) l USING (row_id) WHERE r.day = ? AND r.model_version = ?",
             [*days, group["day"], version],
         ).fetchnumpy()
-        labels = [str(v) for v in labelled["label"]]
-        if not labels:
-            continue
-        output = _output(task, labelled.get("score"), labelled.get("probabilities"))
-        windows.append(
-            _store_window(
-                project,
-                source="log",
-                window_ref=f"log {group['day']}",
-                version=version,
-                start=group["start"],
-                end=group["end"],
-                n_rows=int(group["n_rows"]),
-                n_labelled=len(labels),
-                metrics=live_metrics(task, classes, labels, output),
-                events=events,
-            )
+        window = _labelled_window(
+            project,
+            labelled,
+            source="log",
+            window_ref=f"log {group['day']}",
+            version=version,
+            start=group["start"],
+            end=group["end"],
+            n_rows=int(group["n_rows"]),
+            events=events,
         )
+        if window is not None:
+            windows.append(window)
     return windows
 
 
