@@ -33,6 +33,17 @@ def metric_label(name: str) -> str:
     return METRIC_LABELS.get(name, name)
 
 
+def fmt_num(value: Any, digits: int = 4) -> str:
+    """A figure for a table: tiny floats in scientific notation, None as a dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if value != 0 and abs(value) < 10**-digits:
+            return f"{value:.1e}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
 def fmt_metric(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 

@@ -9,7 +9,7 @@ import click
 
 from app import output
 from app.context import engine_client, json_option
-from app.output import fmt_metric, fmt_time, metric_label
+from app.output import fmt_metric, fmt_num, fmt_time, metric_label
 
 
 @click.command()
@@ -69,14 +69,6 @@ def drift(
 _DRIFT_STYLE = {"ok": "green", "warn": "yellow", "alert": "bold red", "no data": "dim"}
 
 
-def _fmt_num(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float) and value != 0 and abs(value) < 10**-digits:
-        return f"{value:.1e}"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-
 def _drift_row(f: dict[str, Any]) -> list[str]:
     from rich.markup import escape
 
@@ -87,9 +79,9 @@ def _drift_row(f: dict[str, Any]) -> list[str]:
         escape(f["feature"]),
         f["kind"],
         escape(f["method"] or "—") + (f" [dim]({methods})[/]" if methods else ""),
-        _fmt_num(f["score"]),
-        _fmt_num(f["p_value"]),
-        _fmt_num(f["threshold"]),
+        fmt_num(f["score"]),
+        fmt_num(f["p_value"]),
+        fmt_num(f["threshold"]),
         f"[{style}]{f['status']}[/]",
         new or "—",
     ]
