@@ -25,7 +25,12 @@ from typing import Any
 
 from engine.contract import sql_literal
 from engine.events import EventSink, ignore_events
-from engine.monitor import DriftWindow, drift_verdict, load_reference_profile
+from engine.monitor import (
+    DriftWindow,
+    drift_verdict,
+    load_reference_profile,
+    store_drift_window,
+)
 from engine.project import Project
 from engine.registry import CHAMPION, alias_version, get_version
 from storage.catalog import utcnow
@@ -146,24 +151,8 @@ def monitor_log(
     summary = summarize_window(profile, frame.drop(PREDICTION), prediction=prediction)
     report = drift_verdict(project.config.drift, profile, summary)
     report_dict = report.to_dict()
-    window_id = int(
-        catalog.scalar(
-            "INSERT INTO drift_windows (model_version, source, batch_id, window_start,"
-            " window_end, row_count, summary_json, report_json, dataset_drift,"
-            " drifted_features, created_at) VALUES (?, 'log', NULL, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " RETURNING window_id",
-            [
-                champion,
-                start,
-                end,
-                summary.n_rows,
-                summary.to_json(),
-                json.dumps(report_dict, sort_keys=True),
-                report.dataset_drift,
-                len(report.drifted),
-                utcnow(),
-            ],
-        )
+    window_id = store_drift_window(
+        catalog, champion, "log", None, start, end, summary, report, report_dict
     )
     result.window = DriftWindow(
         model_version=champion,

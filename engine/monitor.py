@@ -40,7 +40,7 @@ from engine.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.project import Project
 from engine.registry import CHAMPION, alias_version, get_version
 from engine.stage_runs import stage_run
-from storage.catalog import utcnow
+from storage.catalog import Catalog, utcnow
 from storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -224,6 +224,41 @@ def _read_snapshot(project: Project, snapshot_hash: str) -> pl.DataFrame:
     return pl.read_parquet(path)
 
 
+def store_drift_window(
+    catalog: Catalog,
+    champion: int,
+    source: str,
+    batch_id: int | None,
+    start: datetime,
+    end: datetime,
+    summary: WindowSummary,
+    report: DriftReport,
+    report_dict: dict[str, Any],
+) -> int:
+    """Record a drift window (its additive summary, so merged windows are cheap); its id."""
+    return int(
+        catalog.scalar(
+            "INSERT INTO drift_windows (model_version, source, batch_id, window_start,"
+            " window_end, row_count, summary_json, report_json, dataset_drift,"
+            " drifted_features, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " RETURNING window_id",
+            [
+                champion,
+                source,
+                batch_id,
+                start,
+                end,
+                summary.n_rows,
+                summary.to_json(),
+                json.dumps(report_dict, sort_keys=True),
+                report.dataset_drift,
+                len(report.drifted),
+                utcnow(),
+            ],
+        )
+    )
+
+
 def monitor_batch(project: Project, batch_id: int, events: EventSink = ignore_events) -> int | None:
     """Store the drift window of one ingested batch against the champion; its window_id.
 
@@ -277,25 +312,8 @@ def monitor_batch(project: Project, batch_id: int, events: EventSink = ignore_ev
     id_column = project.config.id_column
     scored = False
     with catalog.transaction():
-        window_id = int(
-            catalog.scalar(
-                "INSERT INTO drift_windows (model_version, source, batch_id, window_start,"
-                " window_end, row_count, summary_json, report_json, dataset_drift,"
-                " drifted_features, created_at) VALUES (?, 'batch', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " RETURNING window_id",
-                [
-                    champion,
-                    batch_id,
-                    at,
-                    at,
-                    summary.n_rows,
-                    summary.to_json(),
-                    json.dumps(report_dict, sort_keys=True),
-                    report.dataset_drift,
-                    len(report.drifted),
-                    utcnow(),
-                ],
-            )
+        window_id = store_drift_window(
+            catalog, champion, "batch", batch_id, at, at, summary, report, report_dict
         )
         if output is not None and id_column is not None and id_column in frame.columns:
             store_scored_rows(project, batch_id, version_row, frame.get_column(id_column), output)
