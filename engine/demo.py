@@ -1,22 +1,29 @@
 """The demo: sample_data/'s quarter played week by week into a fresh project.
 
 The reference data trains the first champion; then each week's batch lands in
-data/incoming/ and, right after, its labels in data/labels/. Each is ingested
-as any dropped file would be (drift checked, the batch scored, the labels
-joined), the due retrain triggers go through the project's retrain policy, and
-a `Week` says what happened. The CLI prints the weeks (`mldeck demo
---headless`); the UI shows them as they happen.
+data/incoming/ and, right after, its labels in data/labels/ (`drop_file`, as a
+careful producer would). Two players share that:
+
+- `play_weeks` (`mldeck demo --headless`) ingests each file itself, puts the
+  due retrain triggers through the project's retrain policy, and yields a
+  `Week` saying what happened;
+- `QuarterFeed` (`mldeck demo` in the UI) only drops the files at a watchable
+  pace: the engine running in the UI ingests them from its watched folders
+  and its scheduler turns alerts into retrain proposals, as for any project.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomlkit
 
@@ -26,11 +33,50 @@ from engine.project import Project, init_project
 from engine.registry import CHAMPION, alias_version
 from storage.catalog import utcnow
 
+if TYPE_CHECKING:
+    from engine.client import EngineClient
+
+log = logging.getLogger(__name__)
+
 DEMO_MODELS = {
     "linear": {"kind": "linear"},
     "boost": {"kind": "gradient_boosting", "n_estimators": 60, "max_depth": 3},
 }
 """Two quick candidates, so a retrain takes seconds."""
+
+
+@dataclass(frozen=True)
+class WeekFiles:
+    """One week of the stream: its batch and its labels file."""
+
+    week: int
+    batch: Path
+    labels: Path
+
+
+def reference_files(sample_data: Path) -> list[Path]:
+    """The reference data the first champion learns from."""
+    return sorted((sample_data / "reference").glob("*.csv"))
+
+
+def quarter(sample_data: Path) -> list[WeekFiles]:
+    """The stream's weeks in order (sample_data/drift_truth.json)."""
+    truth = json.loads((sample_data / "drift_truth.json").read_text())
+    return [
+        WeekFiles(int(e["week"]), sample_data / e["file"], sample_data / e["labels"])
+        for e in truth["stream"]
+    ]
+
+
+def drop_file(source: Path, folder: Path) -> Path:
+    """Copy `source` into a watched folder under a hidden temporary name, then rename it
+    into place: a watcher takes it once, whole. Returns where it landed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / source.name
+    partial = folder / f".{source.name}.part"
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
+    return target
 
 
 @dataclass
@@ -76,7 +122,7 @@ def train_reference(project: Project, sample_data: Path, on_event: EventSink) ->
     """Ingest the reference data and train the first champion."""
     from engine.pipeline import train, train_result_dict
 
-    for source in sorted((sample_data / "reference").glob("*.csv")):
+    for source in reference_files(sample_data):
         _drop(project, source, project.incoming_dir, on_event)
     return train_result_dict(train(project, events=on_event, actor="demo"))
 
@@ -95,13 +141,12 @@ def play_weeks(
     from engine.performance import performance_windows
     from engine.retrain import due_triggers, propose
 
-    truth = json.loads((sample_data / "drift_truth.json").read_text())
     last_alert = max((a["alert_id"] for a in list_alerts(project.catalog)), default=0)
-    for entry in truth["stream"]:
+    for files in quarter(sample_data):
         started = time.monotonic()
         champion = alias_version(project.catalog, CHAMPION)
-        batch = _drop(project, sample_data / entry["file"], project.incoming_dir, on_event)
-        _drop(project, sample_data / entry["labels"], project.labels_dir, on_event)
+        batch = _drop(project, files.batch, project.incoming_dir, on_event)
+        _drop(project, files.labels, project.labels_dir, on_event)
         batch_id = batch["batch_id"] if batch["status"] in ("accepted", "warned") else None
         drifted: list[str] = []
         if batch_id is not None:
@@ -122,7 +167,7 @@ def play_weeks(
             for trigger, evidence in due_triggers(project, utcnow(), {})
         ]
         yield Week(
-            week=int(entry["week"]),
+            week=files.week,
             batch_id=batch_id,
             rows=int(batch["rows"] or 0),
             champion=champion,
@@ -139,9 +184,87 @@ def play_weeks(
 
 
 def _drop(project: Project, source: Path, folder: Path, on_event: EventSink) -> dict[str, Any]:
-    """Copy a file into a watched folder and ingest it there, as the watcher would."""
+    """Drop a file into a watched folder and ingest it there, as the watcher would."""
     from engine.ingest import ingest_dropped, ingest_result_dict
 
-    target = folder / source.name
-    shutil.copy(source, target)
+    target = drop_file(source, folder)
     return ingest_result_dict(project, ingest_dropped(project, target, on_event))
+
+
+class QuarterFeed:
+    """Plays the quarter into an engine that watches the project's folders.
+
+    The engine's watcher ingests the reference data dropped before it started
+    (`drop_reference`); the feed's first call is the training of the first
+    champion, queued behind that ingest. Then, every `pace_s` seconds, a week's
+    batch lands in data/incoming/ and its labels in data/labels/; the engine
+    ingests them in that order and its scheduler proposes retrains. The feed
+    runs on a daemon thread: `stop` ends it between weeks.
+
+    Args:
+        client: the engine that owns the project.
+        incoming_dir, labels_dir: the project's watched folders.
+        pace_s: seconds between weeks.
+        on_step: told what the feed is doing, as a short line (called on the feed's thread).
+    """
+
+    def __init__(
+        self,
+        client: EngineClient,
+        sample_data: Path,
+        *,
+        incoming_dir: Path,
+        labels_dir: Path,
+        pace_s: float,
+        on_step: Callable[[str], None] = lambda step: None,
+        actor: str = "demo",
+    ) -> None:
+        self.client = client
+        self.weeks = quarter(sample_data)
+        self.incoming_dir = incoming_dir
+        self.labels_dir = labels_dir
+        self.pace_s = pace_s
+        self.on_step = on_step
+        self.actor = actor
+        self.error: Exception | None = None
+        """What stopped the feed early, if anything."""
+        self.weeks_dropped = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-feed", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait for the feed to end; whether it did."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            self.on_step("training the first champion (the engine's first job)")
+            trained = self.client.train(actor=self.actor, only=[])
+            self.on_step(f"champion v{trained.get('champion')}; the quarter starts")
+            for files in self.weeks:
+                if self._stop.wait(self.pace_s):
+                    return
+                drop_file(files.batch, self.incoming_dir)
+                drop_file(files.labels, self.labels_dir)
+                self.weeks_dropped += 1
+                self.on_step(f"week {files.week} of {len(self.weeks)}")
+            self.on_step(f"the quarter is played ({len(self.weeks)} weeks)")
+        except Exception as exc:  # an engine that stopped, a failed training: the feed ends
+            if not self._stop.is_set():
+                log.warning("demo feed stopped: %s", exc)
+                self.error = exc
+                self.on_step(f"the demo feed stopped: {exc}")
+
+
+def drop_reference(sample_data: Path, incoming_dir: Path) -> list[Path]:
+    """Drop the reference data into data/incoming/ (before the engine starts: its watcher
+    ingests files already there first)."""
+    return [drop_file(source, incoming_dir) for source in reference_files(sample_data)]

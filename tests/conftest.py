@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import os
 import signal
@@ -198,3 +199,13 @@ def stop_server(server: subprocess.Popen[str]) -> None:
     if server.poll() is None:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=20)
+
+
+async def until(pilot: Any, condition: Callable[[], bool], timeout_s: float = 30) -> None:
+    """Let a Textual app (its `Pilot`) run until `condition` holds; a bounded wait, not a
+    timing check."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        assert loop.time() < deadline, "the UI did not get there"
+        await pilot.pause(0.1)

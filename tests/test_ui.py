@@ -4,6 +4,7 @@ attached to a real `mldeck serve` process."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import shutil
@@ -25,6 +26,7 @@ from engine.client import RemoteEngine
 from engine.errors import MldeckError
 from engine.service import EngineService
 from storage.audit import verify_chain
+from tests.conftest import SAMPLE, until
 from tests.ui_fixture import build_ui_project
 
 SIZE = (100, 30)
@@ -426,10 +428,61 @@ async def test_a_retrain_prompt_answer_goes_to_the_audit_log(
     assert (len(deck.client.models()) > versions) == (button == "retrain")
 
 
+async def test_the_prompt_answers_by_key_while_typing_a_reason(deck: MldeckApp) -> None:
+    from engine.retrain import list_proposals
+
+    assert isinstance(deck.client, EngineService)
+    deck.client.queue.run("propose", {"trigger": "alert", "evidence": {"note": "x"}})
+    async with deck.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(deck.screen, RetrainPrompt)
+        await type_text(pilot, "not this quarter")
+        await pilot.press("ctrl+d")  # dismiss, not delete-right in the reason field
+        await settle(pilot)
+        assert not isinstance(deck.screen, RetrainPrompt)
+    (proposal,) = list_proposals(deck.client.project)
+    assert (proposal["status"], proposal["decision_reason"]) == ("dismissed", "not this quarter")
+
+
 async def test_no_proposals_no_prompt(deck: MldeckApp) -> None:
     async with deck.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert not isinstance(deck.screen, RetrainPrompt)
+
+
+# ------------------------------------------------------------------ live: the engine's events
+# The fixture's refresh timer is 600 s: only the engine's events can bring these changes.
+
+
+async def test_a_proposal_prompts_as_soon_as_the_engine_makes_it(deck: MldeckApp) -> None:
+    assert isinstance(deck.client, EngineService)
+    engine = deck.client
+    async with deck.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert not isinstance(deck.screen, RetrainPrompt)
+        evidence = {"alerts": [{"rule": "drift", "message": "batch 3 drifted"}]}
+        await asyncio.to_thread(
+            engine.queue.run, "propose", {"trigger": "alert", "evidence": evidence}
+        )
+        await until(pilot, lambda: isinstance(deck.screen, RetrainPrompt))
+        await pilot.pause()
+        assert rows(deck, "#evidence")[0] == ["drift", "batch 3 drifted"]
+
+
+async def test_an_ingest_by_the_engine_reloads_the_shown_screen(deck: MldeckApp) -> None:
+    from engine.demo import quarter
+
+    assert isinstance(deck.client, EngineService)
+    engine = deck.client
+    week = quarter(SAMPLE)[1]
+    dropped = shutil.copy(week.batch, engine.project.incoming_dir)
+    async with deck.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        assert len(rows(deck, "#batches")) == 4
+        await asyncio.to_thread(engine.ingest, [str(dropped)])
+        await until(pilot, lambda: len(rows(deck, "#batches")) == 5)
+        assert rows(deck, "#batches")[0][1] == week.batch.name
 
 
 # ------------------------------------------------------------------ attached to mldeck serve
@@ -485,3 +538,22 @@ async def test_attached_to_a_running_server(served: tuple[Path, int]) -> None:
     status = app.client.status()
     assert status["champion"]["version"] == 2
     assert status["serving"]["version"] == 2  # the server swapped its model
+
+
+async def test_attached_ui_follows_the_servers_events(served: tuple[Path, int]) -> None:
+    root, _ = served
+    app, close = make_app(root, actor="tester", refresh_s=600)
+    assert isinstance(app.client, RemoteEngine)
+    other = RemoteEngine(app.client.url, app.client.token)  # another user of the same engine
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            await settle(pilot)
+            assert rows(app, "#registry")[1][-1] != "archived"
+            await asyncio.to_thread(
+                lambda: other.archive(2, actor="someone else", reason="superseded")
+            )
+            # Only the server's event stream can tell the UI: its timer is 600 s away.
+            await until(pilot, lambda: rows(app, "#registry")[1][-1] == "archived")
+    finally:
+        close()

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from app import output
-from app.context import SAMPLE_DATA, json_option
+from app.context import SAMPLE_DATA, default_actor, json_option
 
 if TYPE_CHECKING:
     from engine.demo import Week
     from engine.events import Event
+
+
+UI_PACE_S = 3.0
+"""A week every few seconds: drift builds and a retrain prompt appears within minutes."""
+HEADLESS_PACE_S = 0.5
 
 
 @click.command()
@@ -40,9 +46,9 @@ if TYPE_CHECKING:
 @click.option(
     "--pace",
     type=click.FloatRange(min=0),
-    default=0.5,
-    show_default=True,
-    help="Seconds per week (0: as fast as it goes).",
+    default=None,
+    help=f"Seconds per week (default: {UI_PACE_S:g} in the UI, {HEADLESS_PACE_S:g} headless;"
+    " 0: as fast as it goes).",
 )
 @click.option(
     "--floor",
@@ -59,13 +65,17 @@ if TYPE_CHECKING:
     show_default=True,
     help="A retrain learns from the newest N labelled batches (0: all).",
 )
-@click.option("--headless", is_flag=True, help="Print each week instead of opening the UI.")
+@click.option(
+    "--headless",
+    is_flag=True,
+    help="Print each week instead of opening the UI (also when stdout is not a terminal).",
+)
 @json_option
 def demo(
     folder: Path | None,
     sample_data: Path,
     policy: str,
-    pace: float,
+    pace: float | None,
     floor: float,
     recent_batches: int,
     headless: bool,
@@ -74,21 +84,62 @@ def demo(
     """Play sample_data/'s quarter into a new project, week by week.
 
     The reference data trains the first champion; each week's loans then land
-    in data/incoming/ and their outcomes in data/labels/. Every week shows the
+    in data/incoming/ and their outcomes in data/labels/. In a terminal the UI
+    opens on the project and shows it happen: drift builds, live accuracy
+    falls, and a retrain prompt asks what to do (--policy auto retrains and
+    promotes when the gates allow, and accuracy recovers). With --headless
+    (or --json, or stdout not a terminal) each week is printed instead: the
     drifted features, the champion's live accuracy, the alerts and what the
-    retrain policy did about them (--policy auto retrains and promotes when the
-    gates allow, and accuracy recovers).
+    retrain policy did about them.
     """
     import tempfile
 
-    from engine.demo import create_demo_project, play_weeks, train_reference
-    from engine.project import open_project
+    from engine.demo import create_demo_project
 
     if folder is None:
         folder = Path(tempfile.mkdtemp(prefix="mldeck-demo-")) / "loans"
     create_demo_project(
         folder, sample_data, policy=policy, floor=floor, recent_batches=recent_batches
     )
+    if headless or as_json or not sys.stdout.isatty():
+        _play_headless(
+            folder, sample_data, policy, HEADLESS_PACE_S if pace is None else pace, as_json
+        )
+    else:
+        _play_in_ui(folder, sample_data, UI_PACE_S if pace is None else pace)
+
+
+def _play_in_ui(folder: Path, sample_data: Path, pace_s: float) -> None:
+    """The UI on the demo project, its in-process engine fed the quarter by a `QuarterFeed`."""
+    from app.ui.app import make_app
+    from engine.config import CONFIG_NAME, load_config
+    from engine.demo import QuarterFeed, drop_reference
+
+    config = load_config(folder / CONFIG_NAME)
+    incoming_dir, labels_dir = folder / config.incoming_dir, folder / config.labels_dir
+    drop_reference(sample_data, incoming_dir)  # the engine's watcher ingests it first
+    app, close = make_app(folder, actor=default_actor())
+    feed = QuarterFeed(
+        app.client, sample_data, incoming_dir=incoming_dir, labels_dir=labels_dir, pace_s=pace_s
+    )
+    app.feed = feed
+    try:
+        app.run()
+    finally:
+        feed.stop()
+        close()
+    out = output.stdout
+    out.print(f"The demo project is at {folder}: cd there and run mldeck (or mldeck status).")
+    if feed.error is not None:
+        output.stderr.print(f"[red]The demo feed stopped:[/] {feed.error}")
+
+
+def _play_headless(
+    folder: Path, sample_data: Path, policy: str, pace_s: float, as_json: bool
+) -> None:
+    from engine.demo import play_weeks, train_reference
+    from engine.project import open_project
+
     out = output.stdout
     if not as_json:
         out.print(f"[bold]mldeck demo[/]: a project at {folder} (policy {policy})")
@@ -100,7 +151,7 @@ def demo(
         if not as_json:
             out.print(f"Champion: [bold green]v{trained['champion']}[/]")
             out.rule("the quarter, week by week")
-        for week in play_weeks(project, sample_data, pace_s=pace):
+        for week in play_weeks(project, sample_data, pace_s=pace_s):
             if as_json:
                 weeks.append(dataclasses.asdict(week))
             else:

@@ -8,10 +8,13 @@ harlequin's app receives its adapter; `connect` picks one for a folder and
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -19,7 +22,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from app.ui.messages import EngineChanged
+from app.ui.messages import EngineChanged, EngineEventsArrived, FeedStepped
 from app.ui.screens.audit import AuditScreen
 from app.ui.screens.base import DeckScreen
 from app.ui.screens.data import DataScreen
@@ -31,6 +34,12 @@ from app.ui.screens.pipeline import PipelineScreen
 from app.ui.screens.serving import ServingScreen
 from engine.client import EngineClient
 from engine.errors import MldeckError
+from engine.events import Event, JobFinished, RetrainProposed
+
+if TYPE_CHECKING:
+    from engine.demo import QuarterFeed
+
+log = logging.getLogger(__name__)
 
 SCREENS: tuple[tuple[str, str, type[DeckScreen]], ...] = (
     ("pipeline", "Pipeline", PipelineScreen),
@@ -44,6 +53,13 @@ SCREENS: tuple[tuple[str, str, type[DeckScreen]], ...] = (
 """(mode, title, screen) on keys 1-7, in this order."""
 
 REFRESH_S = 5.0
+LIVE_RELOAD_S = 0.5
+"""Engine events reload the shown screen at most this often."""
+EVENTS_RETRY_S = 5.0
+"""After the event stream ended or failed (a daemon restarting), follow it again after this."""
+PROPOSAL_JOBS = ("propose", "decide", "snooze")
+PROMPT_LATER_S = 60.0
+"""A retrain prompt put off with Escape is asked again after this."""
 
 
 @dataclass
@@ -121,14 +137,87 @@ class MldeckApp(App[None]):
         """Who acts (audit log): $MLDECK_ACTOR or the user name."""
         self.attached_to = attached_to
         self.refresh_s = refresh_s
-        self.sub_title = f"{project_name} · " + (
+        self._where = f"{project_name} · " + (
             f"attached to {attached_to}" if attached_to else "in process"
         )
+        self.sub_title = self._where
         self._answered_proposals: set[int] = set()
+        self.feed: QuarterFeed | None = None
+        """The demo's feed (`mldeck demo`): started with the app, stopped when it quits."""
+        self._events_lock = threading.Lock()
+        self._events_posted = False
+        self._events_concern_proposals = False
+        self._last_live_reload = 0.0
+        self._stop_following = threading.Event()
 
     def on_mount(self) -> None:
         self.set_interval(self.refresh_s, self._check_proposals)
         self._check_proposals()
+        # A plain daemon thread, not a worker: a worker's thread is joined when the app's
+        # event loop closes, and an event stream only ends when the engine stops.
+        threading.Thread(target=self._follow_events, name="ui-events", daemon=True).start()
+        if self.feed is not None:
+            self.feed.on_step = lambda step: self.post_message(FeedStepped(step))
+            self.feed.start()
+
+    def on_unmount(self) -> None:
+        self._stop_following.set()
+        if self.feed is not None:
+            self.feed.stop()
+
+    # -------------------------------------------------------------- live: the engine's events
+
+    def _follow_events(self) -> None:
+        """Follow the engine's events (the in-process hub or the daemon's SSE stream) and
+        tell the UI thread, one message at a time, that some arrived."""
+        while not self._stop_following.is_set():
+            try:
+                for event in self.client.events():
+                    if self._stop_following.is_set():
+                        return
+                    self._note_event(event)
+            except Exception as exc:  # the daemon went away: the timer goes on reloading
+                log.info("engine events: %s", exc)
+            self._stop_following.wait(EVENTS_RETRY_S)
+
+    def _note_event(self, event: Event) -> None:
+        concerns_proposals = isinstance(event, RetrainProposed) or (
+            isinstance(event, JobFinished) and event.kind in PROPOSAL_JOBS
+        )
+        with self._events_lock:
+            self._events_concern_proposals |= concerns_proposals
+            if self._events_posted:
+                return
+            self._events_posted = True
+        self.post_message(EngineEventsArrived())
+
+    @on(EngineEventsArrived)
+    def _events_arrived(self) -> None:
+        wait_s = self._last_live_reload + LIVE_RELOAD_S - time.monotonic()
+        if wait_s > 0:
+            self.set_timer(wait_s, self._apply_events)
+        else:
+            self._apply_events()
+
+    def _apply_events(self) -> None:
+        with self._events_lock:
+            check_proposals = self._events_concern_proposals
+            self._events_concern_proposals = False
+            self._events_posted = False
+        self._last_live_reload = time.monotonic()
+        self._reload_shown()
+        if check_proposals:
+            self._check_proposals()
+
+    def _reload_shown(self) -> None:
+        """Reload the deck screen on show (under a dialog too: it is still visible)."""
+        decks = [s for s in self.screen_stack if isinstance(s, DeckScreen)]
+        if decks:
+            decks[-1].reload()
+
+    @on(FeedStepped)
+    def _feed_stepped(self, message: FeedStepped) -> None:
+        self.sub_title = f"{self._where} · demo: {message.step}"
 
     # -------------------------------------------------------------- keys and palette
 
@@ -196,8 +285,7 @@ class MldeckApp(App[None]):
 
     @on(EngineChanged)
     def _engine_changed(self) -> None:
-        if isinstance(self.screen, DeckScreen):
-            self.screen.reload()
+        self._reload_shown()
 
     # -------------------------------------------------------------- retrain prompts
 
@@ -221,8 +309,8 @@ class MldeckApp(App[None]):
             return
 
     def _answer_prompt(self, proposal_id: int, answer: PromptAnswer | None) -> None:
-        if answer is None:  # asked again on the next check
-            self._answered_proposals.discard(proposal_id)
+        if answer is None:  # later: asked again on a check after a while
+            self.set_timer(PROMPT_LATER_S, lambda: self._answered_proposals.discard(proposal_id))
             return
         actor, reason = self.actor, answer.reason
         if answer.outcome == "snooze":  # stays pending; asked again when the UI starts next
@@ -258,6 +346,17 @@ class MldeckApp(App[None]):
 
 
 def _describe(action: str, result: Any) -> str:
+    if isinstance(result, dict) and "proposal_id" in result:
+        retrain = result.get("retrain")
+        text = f"proposal #{result['proposal_id']} {result['status']}"
+        if retrain:
+            versions = ", ".join(f"v{v}" for v in retrain["versions"])
+            text += f": registered {versions}; " + (
+                f"v{retrain['promoted']} is champion (was v{retrain['champion_before']})"
+                if retrain["promoted"]
+                else f"none beat v{retrain['champion_before']}"
+            )
+        return text
     if isinstance(result, dict):
         if "champion" in result:
             before = f"v{result['previous']}" if result.get("previous") else "none"

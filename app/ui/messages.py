@@ -14,3 +14,17 @@ class EngineChanged(Message):
 
     action: str
     """What was done, e.g. "promote"."""
+
+
+@dataclass
+class EngineEventsArrived(Message):
+    """The engine published events since the last of these was handled (one at a time:
+    the thread that follows the events coalesces them)."""
+
+
+@dataclass
+class FeedStepped(Message):
+    """The demo feed did something worth a line in the header."""
+
+    step: str
+    """e.g. "week 3 of 13"."""

@@ -2,8 +2,9 @@
 
 `fetch` runs in a worker thread and only talks to the engine client; `show`
 runs on the UI thread with what `fetch` returned. A screen reloads on a timer
-while it is the one shown, when it is shown again, and after an action changed
-the engine. A reload never queues behind a slow one: while a load is running,
+while it is the one shown, when it is shown again, after an action changed
+the engine, and when the engine published events (the app follows them and
+reloads the shown screen at most every `LIVE_RELOAD_S`). A reload never queues behind a slow one: while a load is running,
 the next is only marked as wanted. Errors go to the app's `report_failure`
 (a notification), never a crash.
 """

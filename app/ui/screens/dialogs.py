@@ -107,9 +107,18 @@ class PromptAnswer:
 
 
 class RetrainPrompt(ModalScreen[PromptAnswer | None]):
-    """A retrain proposal with its evidence: retrain now, dismiss or snooze."""
+    """A retrain proposal with its evidence: retrain now, dismiss or snooze.
 
-    BINDINGS = [Binding("escape", "cancel", "Later", id="prompt.later")]
+    Each answer has a key that works while the reason field has the focus
+    (priority bindings: Ctrl+D answers rather than deleting a character).
+    """
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Later", id="prompt.later"),
+        Binding("ctrl+r", "answer('retrain')", "Retrain now", priority=True, id="prompt.retrain"),
+        Binding("ctrl+d", "answer('dismiss')", "Dismiss", priority=True, id="prompt.dismiss"),
+        Binding("ctrl+s", "answer('snooze')", "Snooze", priority=True, id="prompt.snooze"),
+    ]
 
     def __init__(self, proposal: dict[str, Any]) -> None:
         super().__init__()
@@ -119,16 +128,17 @@ class RetrainPrompt(ModalScreen[PromptAnswer | None]):
         proposal = self.proposal
         with Vertical(id="prompt", classes="dialog"):
             yield Label("Retrain?", classes="dialog-title")
-            yield Static(f"A {proposal.get('trigger', 'retrain')} trigger proposes a retrain.")
+            yield Static(f"The {proposal.get('trigger', 'retrain')} trigger proposes a retrain.")
             evidence = proposal.get("evidence") or {}
             if evidence:
                 table: DataTable[str] = DataTable(id="evidence", cursor_type="none")
                 yield table
             yield Input(placeholder="reason (recorded in the audit log)", id="reason")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Retrain now", variant="primary", id="retrain")
-                yield Button("Dismiss", id="dismiss")
-                yield Button("Snooze", id="snooze")
+                yield Button("Retrain now ^R", variant="primary", id="retrain")
+                yield Button("Dismiss ^D", id="dismiss")
+                yield Button("Snooze ^S", id="snooze")
+            yield Static("Escape: ask me later", classes="dim")
 
     def on_mount(self) -> None:
         evidence = self.proposal.get("evidence") or {}
@@ -141,7 +151,9 @@ class RetrainPrompt(ModalScreen[PromptAnswer | None]):
 
     @on(Button.Pressed)
     def _answer(self, event: Button.Pressed) -> None:
-        outcome = event.button.id or ""
+        self.action_answer(event.button.id or "")
+
+    def action_answer(self, outcome: str) -> None:
         reason = self.query_one("#reason", Input).value.strip() or f"{outcome} from the UI"
         self.dismiss(PromptAnswer(outcome, reason))
 
