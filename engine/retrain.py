@@ -24,7 +24,7 @@ from typing import Any
 from engine.errors import MldeckError, NotFoundError, RegistryError
 from engine.events import EventSink, RetrainProposed, ignore_events
 from engine.project import Project
-from engine.registry import CHAMPION, alias_version, promote
+from engine.registry import CHALLENGER, CHAMPION, alias_version, promote
 from engine.status import jsonable
 from storage.audit import append_entry
 from storage.catalog import utcnow
@@ -94,12 +94,14 @@ def run_retrain(
     evidence: dict[str, Any] | None = None,
     on_event: EventSink = ignore_events,
 ) -> dict[str, Any]:
-    """Train on the recorded snapshots; promote the best new version if the gates allow.
+    """Train on the recorded snapshots. The best new version that passes its gates and beats
+    the champion on the same holdout becomes the challenger; under the `auto` policy it is
+    promoted.
 
     Returns:
         `{"trigger", "reason", "dataset_id", "versions", "champion_before",
-        "champion", "promoted", "train"}`; `promoted` is None when no new
-        version passed its gates and beat the champion.
+        "champion", "challenger", "promoted", "train"}`; `promoted` is None unless a version
+        was promoted.
     """
     from engine.pipeline import train, train_result_dict
 
@@ -121,7 +123,9 @@ def run_retrain(
         )
         raise
     promoted = None
-    if result.challenger is not None:
+    # Under `auto` the engine promotes; otherwise the new best is the challenger and a
+    # person promotes it (mldeck promote, or `p` in the UI).
+    if result.challenger is not None and project.config.retrain.policy == "auto":
         promote(
             catalog,
             result.challenger,
@@ -151,6 +155,7 @@ def run_retrain(
         "versions": versions,
         "champion_before": before,
         "champion": champion,
+        "challenger": alias_version(catalog, CHALLENGER),
         "promoted": promoted,
         "train": train_result_dict(result),
     }
