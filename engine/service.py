@@ -288,6 +288,11 @@ class EngineService:
         result: dict[str, Any] = self.queue.run("snooze", args)
         return result
 
+    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        args = {"batch_id": batch_id, "actor": actor, "reason": reason}
+        result: dict[str, Any] = self.queue.run("revalidate", args)
+        return result
+
     # ------------------------------------------------------------ the pipeline thread
 
     def _run_job(self, job: Job) -> Any:
@@ -333,6 +338,10 @@ class EngineService:
             )
         elif job.kind == "recover":
             result = self._recover()
+        elif job.kind == "revalidate":
+            result = pipeline.revalidate(
+                args["batch_id"], actor=args["actor"], reason=args["reason"]
+            )
         else:
             raise ValueError(f"unknown job kind {job.kind!r}")
         self._sync_endpoint()
