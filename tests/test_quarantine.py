@@ -248,7 +248,9 @@ def test_cli_lists_the_quarantine_and_revalidates(
     # Still failing: exit 1 with the reasons on one line, the batch stays quarantined.
     failed = run_cli(["revalidate", "2", "--reason", "check"], cwd=root)
     assert failed.exit_code == 1
-    assert "Still quarantined: batch 2 (week_x.csv)" in failed.stderr and "'region'" in failed.stderr
+    assert (
+        "Still quarantined: batch 2 (week_x.csv)" in failed.stderr and "'region'" in failed.stderr
+    )
     edit_contract(root, region=None, credit_score="string")
     passed = run_cli(["revalidate", "2", "--reason", "contract edited", "--json"], cwd=root)
     assert passed.exit_code == 0, passed.output
