@@ -24,14 +24,13 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from engine.events import EventSink, ignore_events
 from engine.project import Project
 from engine.registry import version_metrics
 from storage.catalog import utcnow
 
 if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
 
 _LATEST_LABELS = "SELECT row_id, arg_max(label, batch_id) AS label FROM labels GROUP BY row_id"
@@ -39,6 +38,9 @@ _LATEST_LABELS = "SELECT row_id, arg_max(label, batch_id) AS label FROM labels G
 
 def label_text(value: Any) -> str:
     """A class or label as the text stored in ``labels.label`` (DuckDB's CAST to VARCHAR)."""
+    # numpy is imported lazily: reading the windows (the UI's first screen) needs none of it.
+    import numpy as np
+
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
     return str(value)
@@ -59,6 +61,7 @@ def store_scored_rows(
     output: np.ndarray,
 ) -> int:
     """Keep the champion's output for each row of a monitored batch, keyed by id; rows stored."""
+    import numpy as np
     import polars as pl
 
     task = version_row["task"]
@@ -105,6 +108,8 @@ def live_metrics(
     task: str, classes: list[Any] | None, labels: list[str], output: np.ndarray
 ) -> dict[str, float | None]:
     """engine.evaluate's metrics on labelled rows; labels as text, output as stored."""
+    import numpy as np
+
     from engine.evaluate import classification_metrics, regression_metrics
 
     if not labels:
@@ -230,6 +235,8 @@ def refresh_batch_windows(
 
 
 def _output(task: str, score: Any, probabilities: Any) -> np.ndarray:
+    import numpy as np
+
     if task == "classification":
         return np.asarray([np.asarray(p, dtype=np.float64) for p in probabilities])
     return np.asarray(score, dtype=np.float64)

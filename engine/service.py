@@ -362,10 +362,10 @@ class EngineService:
 
     def _sync_endpoint(self) -> None:
         """Serve the champion: open the endpoint for the first one, swap for a new one."""
-        from engine.serving.model_slot import load_model
-
         if "serve" not in self.parts:
             return
+        from engine.serving.model_slot import load_model  # polars, onnxruntime: when serving
+
         champion = alias_version(self.project.catalog, CHAMPION)
         if champion is None:
             return
@@ -381,7 +381,6 @@ class EngineService:
     def _recover(self) -> dict[str, Any]:
         """Redo the ingests and drift checks that an earlier engine left interrupted."""
         from engine.ingest import ingest_dropped
-        from engine.monitor import monitor_batch_recorded
 
         catalog = self.project.catalog
         reingested = []
@@ -406,6 +405,8 @@ class EngineService:
             "   WHERE w.batch_id = CAST(json_extract(s.inputs_json, '$.batch_id') AS BIGINT))"
             " ORDER BY 1"
         ):
+            from engine.monitor import monitor_batch_recorded  # numpy: only when there is one
+
             monitor_batch_recorded(self.project, int(row["batch_id"]), self.hub.publish)
             rechecked.append(int(row["batch_id"]))
         return {"reingested": reingested, "rechecked_batches": rechecked}

@@ -17,8 +17,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Header
 from textual.worker import Worker, WorkerState
+
+from app.ui.widgets.footer import DeckFooter
 
 if TYPE_CHECKING:
     from app.ui.app import MldeckApp
@@ -53,7 +55,7 @@ class DeckScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header(icon="≡")
         yield from self.compose_body()
-        yield Footer()
+        yield DeckFooter()
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError
