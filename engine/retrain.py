@@ -257,6 +257,7 @@ def schedule_due(
     if every is None:
         return None
     from engine.monitor import parse_span  # numpy: not for a project without a schedule
+
     since = _since(project, "schedule", last_fired)
     if since is None:
         return None

@@ -51,8 +51,10 @@ def _iso_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ data
 
 
-def batches(project: Project, limit: int = 1000) -> list[dict[str, Any]]:
-    """Ingested batches, newest first, with their issue counts."""
+def batches(project: Project, limit: int = 200) -> list[dict[str, Any]]:
+    """The newest `limit` batches, newest first, with their issue counts. The UI's table
+    shows these; more rows made each switch to the Data screen slower (bench/ui_start.py),
+    and `mldeck status` / the catalog hold the counts of all of them."""
     return _iso_rows(
         project.catalog.rows(
             "SELECT b.batch_id, b.kind, b.source_name, b.content_hash, b.size_bytes, b.format,"

@@ -73,9 +73,10 @@ class DeckScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         """Shown (the first time too): load, unless a load is running (Textual sends a
-        new mode's screen two resumes)."""
+        new mode's screen two resumes). After the first frame: the load's thread would
+        otherwise compete with painting the screen the key asked for."""
         if not self._loading:
-            self.reload()
+            self.call_after_refresh(self.reload)
 
     def _tick(self) -> None:
         if self.is_current:

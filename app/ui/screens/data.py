@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from engine.client import EngineClient
 
 
+BATCHES_SHOWN = 200
+"""How many batches `EngineClient.batches()` answers (engine.views.batches): the newest."""
+
+
 class DataScreen(DeckScreen):
     BINDINGS = [
         Binding(
@@ -61,6 +65,9 @@ class DataScreen(DeckScreen):
 
     def show(self, data: dict[str, Any]) -> None:
         table = self.query_one("#batches", DataTable)
+        table.border_title = "Batches" + (
+            f" (newest {len(data['batches'])})" if len(data["batches"]) >= BATCHES_SHOWN else ""
+        )
         selected = self.selected_batch
         table.clear()
         for b in data["batches"]:
