@@ -23,7 +23,7 @@ c. each screen's engine reads on the big catalog, timed alone.
 
 Always exits 0 and prints the verdicts.
 
-    .venv/bin/python bench/ui_start.py                       # ~2 minutes on 2 cores
+    .venv/bin/python bench/ui_start.py                       # ~1 minute on 2 cores
     .venv/bin/python bench/ui_start.py --batches 2000 --repeat 3
 """
 
