@@ -40,6 +40,7 @@ class DeckScreen(Screen[None]):
         super().__init__()
         self._loading = False
         self._wanted = False
+        self._resume_pending = False
         self._shown: Any = None
         """What `show` last put on the screen: an unchanged reload redraws nothing."""
 
@@ -75,8 +76,13 @@ class DeckScreen(Screen[None]):
         """Shown (the first time too): load, unless a load is running (Textual sends a
         new mode's screen two resumes). After the first frame: the load's thread would
         otherwise compete with painting the screen the key asked for."""
-        if not self._loading:
-            self.call_after_refresh(self.reload)
+        if not self._loading and not self._resume_pending:
+            self._resume_pending = True
+            self.call_after_refresh(self._reload_after_resume)
+
+    def _reload_after_resume(self) -> None:
+        self._resume_pending = False
+        self.reload()
 
     def _tick(self) -> None:
         if self.is_current:
