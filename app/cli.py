@@ -110,6 +110,7 @@ def _add_commands() -> None:
         lineage,
         models,
         monitoring,
+        quarantine,
         retrain,
         serve,
         status,
@@ -139,6 +140,8 @@ def _add_commands() -> None:
         lineage.reproduce,
         demo.demo,
         ui.ui,
+        quarantine.quarantine,
+        quarantine.revalidate,
     ):
         cli.add_command(command)
 

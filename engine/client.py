@@ -108,6 +108,8 @@ class EngineClient(Protocol):
 
     def events(self) -> Iterator[Event]: ...
 
+    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]: ...
+
 
 class LocalEngine:
     """Calls on a project this process has open.
@@ -359,6 +361,12 @@ class LocalEngine:
     def events(self) -> Iterator[Event]:
         return self.hub.iterate()
 
+    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        """Validate a quarantined file again under the current contract (engine.quarantine)."""
+        from engine.quarantine import revalidate
+
+        return revalidate(self.project, batch_id, actor=actor, reason=reason, events=self._sink)
+
 
 class RemoteEngine:
     """Calls sent to the engine that owns the project."""
@@ -579,6 +587,12 @@ class RemoteEngine:
                 event = event_from_dict(json.loads(line[5:]))
                 if event is not None:
                     yield event
+
+    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/revalidate", {"batch_id": batch_id, "actor": actor, "reason": reason}, None
+        )
+        return answer
 
 
 def remote_engine(start: Path) -> RemoteEngine | None:

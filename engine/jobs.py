@@ -248,4 +248,6 @@ def _subject(kind: str, args: dict[str, Any]) -> str:
         return f"proposal {args['proposal_id']}"
     if "trigger" in args:
         return str(args["trigger"])
+    if "batch_id" in args:
+        return f"batch {args['batch_id']}"
     return str(args.get("reason", ""))[:60]

@@ -24,8 +24,6 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from engine.events import EventSink, ignore_events
 from engine.labels import LATEST_LABELS
 from engine.project import Project
@@ -33,11 +31,15 @@ from engine.registry import version_metrics
 from storage.catalog import utcnow
 
 if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
 
 
 def label_text(value: Any) -> str:
     """A class or label as the text stored in ``labels.label`` (DuckDB's CAST to VARCHAR)."""
+    # numpy is imported lazily: reading the windows (the UI's first screen) needs none of it.
+    import numpy as np
+
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
     return str(value)
@@ -58,6 +60,7 @@ def store_scored_rows(
     output: np.ndarray,
 ) -> int:
     """Keep the champion's output for each row of a monitored batch, keyed by id; rows stored."""
+    import numpy as np
     import polars as pl
 
     task = version_row["task"]
@@ -104,6 +107,8 @@ def live_metrics(
     task: str, classes: list[Any] | None, labels: list[str], output: np.ndarray
 ) -> dict[str, float | None]:
     """engine.evaluate's metrics on labelled rows; labels as text, output as stored."""
+    import numpy as np
+
     from engine.evaluate import classification_metrics, regression_metrics
 
     if not labels:
@@ -256,6 +261,8 @@ def _labelled_window(
 
 
 def _output(task: str, score: Any, probabilities: Any) -> np.ndarray:
+    import numpy as np
+
     if task == "classification":
         return np.asarray([np.asarray(p, dtype=np.float64) for p in probabilities])
     return np.asarray(score, dtype=np.float64)

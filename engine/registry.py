@@ -266,6 +266,12 @@ def list_versions(catalog: Catalog) -> list[dict[str, Any]]:
     aliases: dict[int, list[str]] = {}
     for r in catalog.rows("SELECT alias, version FROM aliases ORDER BY alias"):
         aliases.setdefault(int(r["version"]), []).append(r["alias"])
+    # Every version's holdout metrics in one query (one per version took 150 ms at 100).
+    metrics: dict[int, dict[str, float | None]] = {}
+    for r in catalog.rows(
+        "SELECT version, name, value FROM metrics WHERE split = 'holdout' ORDER BY version, name"
+    ):
+        metrics.setdefault(int(r["version"]), {})[r["name"]] = r["value"]
     out = []
     for row in catalog.rows(
         "SELECT version, name, kind, task, device, parity_max_abs_diff, promotable, status,"
@@ -275,7 +281,7 @@ def list_versions(catalog: Catalog) -> list[dict[str, Any]]:
         out.append(
             {
                 **row,
-                "metrics": version_metrics(catalog, version),
+                "metrics": metrics.get(version, {}),
                 "aliases": aliases.get(version, []),
             }
         )

@@ -258,11 +258,11 @@ def schedule_due(
     Due once the latest of (the last registered version, the last schedule
     proposal, `last_fired`) is older than `every`.
     """
-    from engine.monitor import parse_span
-
     every = project.config.retrain.every
     if every is None:
         return None
+    from engine.monitor import parse_span  # numpy: not for a project without a schedule
+
     since = _since(project, "schedule", last_fired)
     if since is None:
         return None

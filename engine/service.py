@@ -322,6 +322,11 @@ class EngineService:
         result: dict[str, Any] = self.queue.run("reproduce", {"version": version, "actor": actor})
         return result
 
+    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        args = {"batch_id": batch_id, "actor": actor, "reason": reason}
+        result: dict[str, Any] = self.queue.run("revalidate", args)
+        return result
+
     # ------------------------------------------------------------ the pipeline thread
 
     def _run_job(self, job: Job) -> Any:
@@ -373,6 +378,10 @@ class EngineService:
             )
         elif job.kind == "recover":
             result = self._recover()
+        elif job.kind == "revalidate":
+            result = pipeline.revalidate(
+                args["batch_id"], actor=args["actor"], reason=args["reason"]
+            )
         else:
             raise ValueError(f"unknown job kind {job.kind!r}")
         self._sync_endpoint()
@@ -393,10 +402,10 @@ class EngineService:
 
     def _sync_endpoint(self) -> None:
         """Serve the champion: open the endpoint for the first one, swap for a new one."""
-        from engine.serving.model_slot import load_model
-
         if "serve" not in self.parts:
             return
+        from engine.serving.model_slot import load_model  # polars, onnxruntime: when serving
+
         champion = alias_version(self.project.catalog, CHAMPION)
         if champion is None:
             return
@@ -412,7 +421,6 @@ class EngineService:
     def _recover(self) -> dict[str, Any]:
         """Redo the ingests and drift checks that an earlier engine left interrupted."""
         from engine.ingest import ingest_dropped
-        from engine.monitor import monitor_batch_recorded
 
         catalog = self.project.catalog
         reingested = []
@@ -437,6 +445,8 @@ class EngineService:
             "   WHERE w.batch_id = CAST(json_extract(s.inputs_json, '$.batch_id') AS BIGINT))"
             " ORDER BY 1"
         ):
+            from engine.monitor import monitor_batch_recorded  # numpy: only when there is one
+
             monitor_batch_recorded(self.project, int(row["batch_id"]), self.hub.publish)
             rechecked.append(int(row["batch_id"]))
         return {"reingested": reingested, "rechecked_batches": rechecked}

@@ -35,9 +35,10 @@ STAGES = (
 )
 """The nine stages, in pipeline order (DESIGN.md)."""
 
-_LANE_OF_RUN = {"profile": "monitor"}
+_LANE_OF_RUN = {"profile": "monitor", "revalidate": "validate"}
 """Stage runs recorded under another name than their lane: the reference profile
-stored at registration is the monitor stage's first step."""
+stored at registration is the monitor stage's first step; re-validating a
+quarantined file is a validation."""
 
 PREDICTION = "prediction"
 """The model output's name in drift views (engine.drift reports it as its own PREDICTION)."""
@@ -50,12 +51,14 @@ def _iso_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ data
 
 
-def batches(project: Project, limit: int = 1000) -> list[dict[str, Any]]:
-    """Ingested batches, newest first, with their issue counts."""
+def batches(project: Project, limit: int = 200) -> list[dict[str, Any]]:
+    """The newest `limit` batches, newest first, with their issue counts. The UI's table
+    shows these; more rows made each switch to the Data screen slower (bench/ui_start.py),
+    and `mldeck status` / the catalog hold the counts of all of them."""
     return _iso_rows(
         project.catalog.rows(
             "SELECT b.batch_id, b.kind, b.source_name, b.content_hash, b.size_bytes, b.format,"
-            " b.status, b.duplicate_of, b.row_count, b.labelled, b.ingested_at,"
+            " b.status, b.duplicate_of, b.row_count, b.labelled, b.ingested_at, b.revalidated_from,"
             " count(i.code) FILTER (WHERE i.severity = 'error') AS errors,"
             " count(i.code) FILTER (WHERE i.severity = 'warning') AS warnings"
             " FROM batches b LEFT JOIN validation_issues i USING (batch_id)"
@@ -80,7 +83,8 @@ def quarantined(project: Project) -> list[dict[str, Any]]:
     """Quarantined batches with every reason and where the file is kept."""
     return _iso_rows(
         project.catalog.rows(
-            "SELECT b.batch_id, b.source_name, b.quarantine_path, b.ingested_at,"
+            "SELECT b.batch_id, b.kind, b.source_name, b.content_hash, b.quarantine_path,"
+            " b.ingested_at,"
             " (SELECT string_agg(message, '; ') FROM validation_issues i"
             "  WHERE i.batch_id = b.batch_id AND severity = 'error') AS reason"
             " FROM batches b WHERE status = 'quarantined' ORDER BY batch_id"

@@ -312,4 +312,14 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        7,
+        "re-validated quarantined batches",
+        """
+        -- A quarantined batch that passes a later re-validation becomes a new batch
+        -- (its source is the quarantined copy) that points back at the quarantined
+        -- one; the quarantined row's status becomes 'revalidated'.
+        ALTER TABLE batches ADD COLUMN revalidated_from BIGINT;
+        """,
+    ),
 ]

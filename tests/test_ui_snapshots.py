@@ -42,6 +42,9 @@ def showing(*keys: str) -> Callable[[Pilot[Any]], Any]:
             screen = pilot.app.screen
             if not isinstance(screen, DeckScreen) or screen.shown_once:
                 break
+        # What showing the data started (the Data screen's issues, the lineage pane).
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
         # DataTable sizes its columns when idle: give it a few idle moments.
         for _ in range(3):
             await pilot.pause(0.05)

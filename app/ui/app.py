@@ -241,6 +241,12 @@ class MldeckApp(App[None]):
                     help_text,
                     getattr(screen, f"action_{action}"),
                 )
+        if isinstance(screen, DataScreen):
+            yield SystemCommand(
+                "Re-validate",
+                "Check the selected quarantined file again under the contract (asks for a reason)",
+                screen.action_revalidate,
+            )
         yield SystemCommand("Keys", "Show every key", self.action_keys)
 
     def action_keys(self) -> None:
@@ -363,6 +369,13 @@ def _describe(action: str, result: Any) -> str:
             return f"champion {before} -> v{result['champion']}"
         if "archived" in result:
             return f"v{result['archived']} archived"
+        if "new_batch_id" in result:
+            if result["new_batch_id"] is None:
+                errors = [i["message"] for i in result["issues"] if i["severity"] == "error"]
+                return f"batch {result['batch_id']} is still quarantined: {'; '.join(errors)}"
+            return (
+                f"batch {result['batch_id']} {result['status']} as batch {result['new_batch_id']}"
+            )
     return f"{action}: done"
 
 

@@ -24,6 +24,7 @@ STATUS_STYLE = {
     "error": "bold red",
     "interrupted": "magenta",
     "duplicate": "dim",
+    "revalidated": "dim",
     "skipped": "dim",
     "archived": "dim",
     "no data": "dim",

@@ -24,6 +24,7 @@ the same thing with or without a running engine. Errors answer
     POST /control/log-drift   {"span"}      a new drift window over the prediction log
     POST /control/report      {"path"}      writes the HTML report there
     POST /control/proposals/accept | dismiss | snooze   {"proposal_id", "actor", "reason"}
+    POST /control/revalidate  {"batch_id", "actor", "reason"}
 """
 
 from __future__ import annotations
@@ -191,6 +192,11 @@ class ControlApi:
             if answer in ("accept", "dismiss"):
                 accept = answer == "accept"
                 return self.engine.decide(proposal_id, accept=accept, actor=actor, reason=reason)
+        if path == "/control/revalidate":
+            batch_id = payload.get("batch_id")
+            if isinstance(batch_id, bool) or not isinstance(batch_id, int):
+                raise ControlError(400, "'batch_id' must be an integer")
+            return self.engine.revalidate(batch_id, actor=actor, reason=reason)
         raise ControlError(404, f"no control route POST {path}")
 
     @staticmethod

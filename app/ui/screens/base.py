@@ -18,8 +18,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Header
 from textual.worker import Worker, WorkerState
+
+from app.ui.widgets.footer import DeckFooter
 
 if TYPE_CHECKING:
     from app.ui.app import MldeckApp
@@ -39,6 +41,7 @@ class DeckScreen(Screen[None]):
         super().__init__()
         self._loading = False
         self._wanted = False
+        self._resume_pending = False
         self._shown: Any = None
         """What `show` last put on the screen: an unchanged reload redraws nothing."""
 
@@ -54,7 +57,7 @@ class DeckScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header(icon="≡")
         yield from self.compose_body()
-        yield Footer()
+        yield DeckFooter()
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError
@@ -72,9 +75,15 @@ class DeckScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         """Shown (the first time too): load, unless a load is running (Textual sends a
-        new mode's screen two resumes)."""
-        if not self._loading:
-            self.reload()
+        new mode's screen two resumes). After the first frame: the load's thread would
+        otherwise compete with painting the screen the key asked for."""
+        if not self._loading and not self._resume_pending:
+            self._resume_pending = True
+            self.call_after_refresh(self._reload_after_resume)
+
+    def _reload_after_resume(self) -> None:
+        self._resume_pending = False
+        self.reload()
 
     def _tick(self) -> None:
         if self.is_current:

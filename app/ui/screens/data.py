@@ -1,4 +1,5 @@
-"""2 Data: ingested batches, the issues of the selected one, the quarantine with reasons."""
+"""2 Data: ingested batches, the issues of the selected one, the quarantine with reasons;
+v re-validates a quarantined file under the contract as mldeck.toml has it now."""
 
 from __future__ import annotations
 
@@ -7,20 +8,37 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable
 
 from app.ui.format import fmt_time, short_hash, status_text
 from app.ui.screens.base import DeckScreen
+from app.ui.screens.dialogs import Confirmed, ReasonDialog
 
 if TYPE_CHECKING:
     from engine.client import EngineClient
 
 
+BATCHES_SHOWN = 200
+"""How many batches `EngineClient.batches()` answers (engine.views.batches): the newest."""
+
+
 class DataScreen(DeckScreen):
+    BINDINGS = [
+        Binding(
+            "v",
+            "revalidate",
+            "Re-validate",
+            id="data.revalidate",
+            tooltip="Check a quarantined file again under the edited contract",
+        ),
+    ]
+
     def __init__(self) -> None:
         super().__init__()
         self.selected_batch: int | None = None
+        self.quarantined: dict[int, dict[str, Any]] = {}
 
     def compose_body(self) -> ComposeResult:
         batches: DataTable[Any] = DataTable(id="batches", cursor_type="row", zebra_stripes=True)
@@ -47,6 +65,9 @@ class DataScreen(DeckScreen):
 
     def show(self, data: dict[str, Any]) -> None:
         table = self.query_one("#batches", DataTable)
+        table.border_title = "Batches" + (
+            f" (newest {len(data['batches'])})" if len(data["batches"]) >= BATCHES_SHOWN else ""
+        )
         selected = self.selected_batch
         table.clear()
         for b in data["batches"]:
@@ -70,9 +91,13 @@ class DataScreen(DeckScreen):
             self._load_issues(selected)
         quarantine = self.query_one("#quarantine", DataTable)
         quarantine.clear()
+        self.quarantined = {int(q["batch_id"]): q for q in data["quarantine"]}
         for q in data["quarantine"]:
             quarantine.add_row(
-                str(q["batch_id"]), q["source_name"], Text(q["reason"] or "", style="red")
+                str(q["batch_id"]),
+                q["source_name"],
+                Text(q["reason"] or "", style="red"),
+                key=str(q["batch_id"]),
             )
 
     @on(DataTable.RowHighlighted, "#batches")
@@ -101,3 +126,41 @@ class DataScreen(DeckScreen):
             )
         if not issues:
             table.add_row(Text("none", style="dim"), "")
+
+    # -------------------------------------------------------------- actions
+
+    def _target_batch(self) -> int | None:
+        """The quarantined batch to act on: the quarantine's highlighted row when that table
+        has the focus, else the batch selected above."""
+        quarantine = self.query_one("#quarantine", DataTable)
+        if quarantine.has_focus and quarantine.row_count:
+            key = quarantine.coordinate_to_cell_key(quarantine.cursor_coordinate).row_key
+            return None if key.value is None else int(key.value)
+        return self.selected_batch
+
+    def action_revalidate(self) -> None:
+        batch_id = self._target_batch()
+        if batch_id is None or batch_id not in self.quarantined:
+            self.notify("select a quarantined batch first", severity="warning")
+            return
+        name = self.quarantined[batch_id]["source_name"]
+
+        def revalidate(answer: Confirmed | None) -> None:
+            if answer is not None:
+                self.deck.run_engine_action(
+                    "revalidate",
+                    lambda client: client.revalidate(
+                        batch_id, actor=self.deck.actor, reason=answer.reason
+                    ),
+                )
+
+        self.app.push_screen(
+            ReasonDialog(
+                f"Re-validate batch {batch_id}",
+                f"Check {name} again, from its quarantined copy, under the contract in "
+                "mldeck.toml as it is now? If it passes it becomes a new batch; if not it "
+                "stays quarantined with the new reasons.",
+                confirm="Re-validate",
+            ),
+            revalidate,
+        )

@@ -3,7 +3,7 @@ score over time with its warn/alert lines, reference vs current histogram, predi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual import on, work
@@ -13,9 +13,9 @@ from textual.widgets import DataTable, Static
 
 from app.ui.format import fmt_num, status_text
 from app.ui.screens.base import DeckScreen
-from app.ui.widgets.charts import HistogramChart, TrendChart
 
 if TYPE_CHECKING:
+    from app.ui.widgets.charts import HistogramChart, TrendChart
     from engine.client import EngineClient
 
 
@@ -26,6 +26,9 @@ class DriftScreen(DeckScreen):
         self.selected_feature: str | None = None
 
     def compose_body(self) -> ComposeResult:
+        # plotext takes ~80 ms to import: paid when the screen is first shown, not at start.
+        from app.ui.widgets.charts import HistogramChart, TrendChart
+
         with Horizontal(id="drift-body"):
             with Vertical(id="drift-left"):
                 features: DataTable[Any] = DataTable(
@@ -62,8 +65,8 @@ class DriftScreen(DeckScreen):
                     style="dim",
                 )
             )
-            self.query_one("#trend", TrendChart).show_empty("drift over time")
-            self.query_one("#histogram", HistogramChart).show_empty("reference vs current")
+            cast("TrendChart", self.query_one("#trend")).show_empty("drift over time")
+            cast("HistogramChart", self.query_one("#histogram")).show_empty("reference vs current")
             return
         latest = data[-1]
         batch = f"batch {latest['batch_id']}" if latest["batch_id"] is not None else "window"
@@ -120,7 +123,7 @@ class DriftScreen(DeckScreen):
             if chart is not None:
                 method = chart["method"]
                 warn, alert = chart.get("warn_threshold"), chart["threshold"]
-        self.query_one("#trend", TrendChart).show_series(
+        cast("TrendChart", self.query_one("#trend")).show_series(
             f"{feature}: {method or 'score'} per window",
             labels,
             {method or "score": scores},
@@ -134,7 +137,7 @@ class DriftScreen(DeckScreen):
 
     def _show_histogram(self, histogram: dict[str, Any]) -> None:
         if histogram["feature"] == self.selected_feature:
-            self.query_one("#histogram", HistogramChart).show_histogram(histogram)
+            cast("HistogramChart", self.query_one("#histogram")).show_histogram(histogram)
 
 
 METHOD_LABELS = {

@@ -3,7 +3,7 @@ as a reference line. Windows come from `EngineClient.performance()`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,9 +11,9 @@ from textual.widgets import DataTable
 
 from app.ui.format import fmt_num, metric_label
 from app.ui.screens.base import DeckScreen
-from app.ui.widgets.charts import TrendChart
 
 if TYPE_CHECKING:
+    from app.ui.widgets.charts import TrendChart
     from engine.client import EngineClient
 
 CHARTED = ("accuracy", "roc_auc", "rmse", "mae", "f1", "r2")
@@ -22,6 +22,8 @@ CHARTED = ("accuracy", "roc_auc", "rmse", "mae", "f1", "r2")
 
 class PerformanceScreen(DeckScreen):
     def compose_body(self) -> ComposeResult:
+        from app.ui.widgets.charts import TrendChart  # plotext: imported when first shown
+
         yield TrendChart(id="performance-chart")
         windows: DataTable[Any] = DataTable(id="windows", cursor_type="row", zebra_stripes=True)
         windows.border_title = "Windows"
@@ -31,7 +33,7 @@ class PerformanceScreen(DeckScreen):
         return client.performance()
 
     def show(self, data: list[dict[str, Any]]) -> None:
-        chart = self.query_one("#performance-chart", TrendChart)
+        chart = cast("TrendChart", self.query_one("#performance-chart"))
         table = self.query_one("#windows", DataTable)
         table.clear(columns=True)
         if not data:
