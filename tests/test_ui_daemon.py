@@ -64,7 +64,7 @@ async def test_promote_with_the_keyboard_through_a_daemon(template: Path, tmp_pa
         assert status["champion"]["version"] == 2
         assert status["serving"]["version"] == 2
         assert status["engine"]["pid"] == daemon.process.pid
-        entry = engine.audit_entries()[0]
+        entry = engine.audit_entries()[-1]  # oldest first: the last is the newest
         assert (entry["actor"], entry["action"], entry["from_version"], entry["to_version"]) == (
             "tester",
             "promote",
