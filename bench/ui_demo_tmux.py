@@ -3,8 +3,8 @@
 Starts the demo in a 100x30 tmux pane, waits for the retrain prompt, accepts
 it (types a reason, Ctrl+R), waits for the retrain to finish, answers any
 later prompt with Dismiss (Ctrl+D) until the quarter is played, promotes the
-newest version that is not champion on the Models screen (p, a reason,
-Enter), shows the Audit screen and quits with q. Each step is asserted by what
+retrain's challenger on the Models screen (p, a reason, Enter), shows the
+Audit screen and quits with q. Each step is asserted by what
 is on the screen (`tmux capture-pane -p`), and the captured screens are saved
 as evidence in bench/evidence/ui_demo/ (NN_step.txt). Prints how long each
 step took.
@@ -135,12 +135,12 @@ def play(args: argparse.Namespace, folder: Path) -> Run:
 
     shown = answer_prompt(run, "live accuracy fell below the floor", "C-r")
     run.step("reason_typed_then_ctrl_r", shown)
-    accepted = re.compile(r"proposal #\d+ accepted: registered v\d+(?:, v\d+)*; v(\d+) is")
+    # The retrain's best new version shows as the challenger in the Champion panel.
+    accepted = re.compile(r"challenger v(\d+)")
     shown = run.wait_for("the retrain finished", lambda s: accepted.search(s) is not None, 600)
     match = accepted.search(shown)
     assert match is not None
-    champion_line = f"│ v{match.group(1)} "  # the Champion panel, once it reloaded
-    shown = run.wait_for("the new champion", lambda s: champion_line in s, 30)
+    target = int(match.group(1))  # the challenger, for a person to promote
     run.step("retrain_finished", shown)
 
     # Until the quarter is played, later weeks may raise new alerts and new prompts:
@@ -164,20 +164,19 @@ def play(args: argparse.Namespace, folder: Path) -> Run:
     run.step("quarter_played", screen())
 
     keys("3")
-    shown = run.wait_for("the registry", lambda s: "Registry" in s and registry_rows(s), 30)
+    shown = run.wait_for("the registry", lambda s: any(star for star, _ in registry_rows(s)), 30)
     time.sleep(1)  # the lineage of the highlighted version loads beside it
     shown = screen()
     rows = registry_rows(shown)
     champions = [v for star, v in rows if star]
-    if len(champions) != 1 or champions[0] == 1:
-        raise StepFailed(f"the retrain did not promote a new champion: {rows}")
-    target = max(v for star, v in rows if not star)
+    if champions != [1] or target not in [v for _, v in rows]:
+        raise StepFailed(f"expected v1 champion and challenger v{target}: {rows}")
     run.step("models", shown)
 
     keys(*["Down"] * [v for _, v in rows].index(target))
     keys("p")
     shown = run.wait_for("the promote dialog", lambda s: f"Promote v{target}" in s, 20)
-    type_text("prefer it after the retrain")
+    type_text("the retrained model beats v1 on recent weeks")
     run.step("promote_dialog", screen())
     keys("Enter")
     shown = run.wait_for(
@@ -189,7 +188,9 @@ def play(args: argparse.Namespace, folder: Path) -> Run:
 
     keys("7")
     shown = run.wait_for(
-        "the audit log", lambda s: "prefer it after the retrain" in s and "retrain_accept" in s, 30
+        "the audit log",
+        lambda s: "the retrained model beats v1" in s and "retrain_accept" in s,
+        30,
     )
     run.step("audit", shown)
 

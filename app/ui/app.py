@@ -357,11 +357,14 @@ def _describe(action: str, result: Any) -> str:
         text = f"proposal #{result['proposal_id']} {result['status']}"
         if retrain:
             versions = ", ".join(f"v{v}" for v in retrain["versions"])
-            text += f": registered {versions}; " + (
-                f"v{retrain['promoted']} is champion (was v{retrain['champion_before']})"
-                if retrain["promoted"]
-                else f"none beat v{retrain['champion_before']}"
-            )
+            before = retrain["champion_before"]
+            if retrain["promoted"]:
+                outcome = f"v{retrain['promoted']} is champion (was v{before})"
+            elif retrain.get("challenger") and retrain["challenger"] in retrain["versions"]:
+                outcome = f"v{retrain['challenger']} is the challenger: promote it with p (Models)"
+            else:
+                outcome = f"none beat v{before}"
+            text += f": registered {versions}; {outcome}"
         return text
     if isinstance(result, dict):
         if "champion" in result:
