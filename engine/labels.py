@@ -17,27 +17,26 @@ away (engine.performance), which judges the alert rules.
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
 
 from engine.contract import SQL_TYPES, Issue, batch_schema, quote
-from engine.errors import InputFileError
 from engine.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.ingest import (
     IngestResult,
     audit_quarantine,
-    load_batch,
+    batch_columns,
+    load_and_hash,
     quarantine_file,
+    record_batch,
+    scratch_connection,
     seen_before,
-    sniff,
 )
 from engine.project import Project
 from engine.registry import CHAMPION, alias_version
 from engine.stage_runs import stage_run
 from storage.catalog import utcnow
-from storage.objects import sha256_file
 
 LATEST_LABELS = "SELECT row_id, arg_max(label, batch_id) AS label FROM labels GROUP BY row_id"
 """One label per id: a later labels file corrects an earlier one."""
@@ -190,18 +189,9 @@ def ingest_labels_file(
     source = path.resolve()
     catalog = project.catalog
     on_event(StageStarted("labels", path.name))
-    con = duckdb.connect()
+    con = scratch_connection()
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            hashing = pool.submit(sha256_file, source)
-            load_error: InputFileError | None = None
-            fmt = "?"
-            try:
-                fmt = sniff(source)
-                load_batch(con, source, fmt)
-            except InputFileError as exc:
-                load_error = exc
-            digest = hashing.result()
+        digest, fmt, load_error = load_and_hash(con, source)
         size = source.stat().st_size
         seen = seen_before(project, path, digest, size, fmt, on_event, kind="labels")
         if seen is not None:
@@ -218,39 +208,21 @@ def ingest_labels_file(
             quarantine_path = quarantine_file(project, source, digest, issues) if errors else None
             status = "quarantined" if errors else ("warned" if issues else "accepted")
             with catalog.transaction():
-                batch_id = int(
-                    catalog.scalar(
-                        "INSERT INTO batches (kind, source_path, source_name, content_hash,"
-                        " size_bytes, format, status, row_count, schema_json, labelled,"
-                        " quarantine_path, ingested_at)"
-                        " VALUES ('labels', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING batch_id",
-                        [
-                            str(source),
-                            path.name,
-                            digest,
-                            size,
-                            fmt,
-                            status,
-                            rows,
-                            json.dumps(
-                                []
-                                if load_error
-                                else [
-                                    {"name": n, "type": t}
-                                    for n, t in batch_schema(con, "batch").items()
-                                ]
-                            ),
-                            not errors,
-                            str(quarantine_path) if quarantine_path else None,
-                            utcnow(),
-                        ],
-                    )
+                batch_id = record_batch(
+                    catalog,
+                    kind="labels",
+                    source=source,
+                    name=path.name,
+                    digest=digest,
+                    size=size,
+                    fmt=fmt,
+                    status=status,
+                    rows=rows,
+                    schema=[] if load_error else batch_columns(con),
+                    labelled=not errors,
+                    issues=issues,
+                    quarantine_path=quarantine_path,
                 )
-                for issue in issues:
-                    catalog.execute(
-                        "INSERT INTO validation_issues VALUES (?, ?, ?, ?, ?)",
-                        [batch_id, issue.severity, issue.column, issue.code, issue.message],
-                    )
                 if errors:
                     audit_quarantine(project, batch_id, source, digest, quarantine_path, errors)
                 else:
@@ -259,6 +231,7 @@ def ingest_labels_file(
             run.status = "quarantined" if errors else "succeeded"
             run.outputs = {"batch_id": batch_id, "status": status, "rows": rows}
     finally:
+        con.execute("DROP TABLE IF EXISTS batch")  # the scratch database outlives this file
         con.close()
     on_event(
         StageFinished(

@@ -26,17 +26,25 @@ out of the quarantine.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from engine.contract import Issue, batch_schema
+from engine.contract import Issue
 from engine.errors import InputFileError, NotFoundError, ProjectError
 from engine.events import EventSink, StageFinished, StageStarted, ignore_events
-from engine.ingest import _snapshot, _validate, load_batch, scratch_connection, sniff
+from engine.ingest import (
+    batch_columns,
+    load_batch,
+    record_batch,
+    record_issues,
+    scratch_connection,
+    sniff,
+    store_snapshot,
+    validate_loaded,
+)
 from engine.labels import _check, _refresh_performance, _store_labels
 from engine.project import Project
 from engine.stage_runs import stage_run
@@ -170,43 +178,34 @@ def _check_and_record(
             issues, id_col, label_col = _check(project, con)
             label_columns = (id_col, label_col)
         else:
-            issues, labelled = _validate(project, con, Path(batch["source_name"]))
+            issues, labelled = validate_loaded(project, con, Path(batch["source_name"]))
     errors = [i for i in issues if i.severity == "error"]
     status = "quarantined" if errors else ("warned" if issues else "accepted")
     snapshot_hash = None
     if not errors and kind == "data":
-        snapshot_hash = _snapshot(project, con)
+        snapshot_hash = store_snapshot(project, con)
     new_batch_id: int | None = None
     with catalog.transaction():
         if errors:
             catalog.execute("DELETE FROM validation_issues WHERE batch_id = ?", [batch_id])
-            _insert_issues(project, batch_id, issues)
+            record_issues(catalog, batch_id, issues)
         else:
-            schema = [{"name": n, "type": t} for n, t in batch_schema(con, "batch").items()]
-            new_batch_id = int(
-                catalog.scalar(
-                    "INSERT INTO batches (kind, source_path, source_name, content_hash,"
-                    " size_bytes, format, status, row_count, schema_json, labelled,"
-                    " snapshot_hash, ingested_at, revalidated_from)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING batch_id",
-                    [
-                        kind,
-                        str(copy),
-                        batch["source_name"],
-                        batch["content_hash"],
-                        batch["size_bytes"],
-                        fmt,
-                        status,
-                        rows,
-                        json.dumps(schema),
-                        labelled if kind == "data" else True,
-                        snapshot_hash,
-                        utcnow(),
-                        batch_id,
-                    ],
-                )
+            new_batch_id = record_batch(
+                catalog,
+                kind=kind,
+                source=copy,
+                name=batch["source_name"],
+                digest=batch["content_hash"],
+                size=batch["size_bytes"],
+                fmt=fmt,
+                status=status,
+                rows=rows,
+                schema=batch_columns(con),
+                labelled=labelled if kind == "data" else True,
+                issues=issues,
+                snapshot_hash=snapshot_hash,
+                revalidated_from=batch_id,
             )
-            _insert_issues(project, new_batch_id, issues)
             catalog.execute(
                 "UPDATE batches SET status = ? WHERE batch_id = ?", [REVALIDATED, batch_id]
             )
@@ -239,14 +238,6 @@ def _check_and_record(
         "snapshot": snapshot_hash,
         "issues": [vars(i) for i in issues],
     }
-
-
-def _insert_issues(project: Project, batch_id: int, issues: list[Issue]) -> None:
-    for issue in issues:
-        project.catalog.execute(
-            "INSERT INTO validation_issues VALUES (?, ?, ?, ?, ?)",
-            [batch_id, issue.severity, issue.column, issue.code, issue.message],
-        )
 
 
 def _note_in_reason_file(
