@@ -25,13 +25,13 @@ from engine.owner import OWNER_FILE, claim, project_token, read_owner, release
 from engine.project import open_project
 from storage.audit import verify_chain
 from tests.conftest import (
-    REPO,
     TWO_LINEAR,
     build_trained,
     free_port,
     start_server,
     stop_server,
 )
+from tests.daemon_helpers import cli, wait_until
 
 # ------------------------------------------------------------------ owner file
 
@@ -69,25 +69,9 @@ def test_a_live_owner_is_refused_and_a_dead_one_taken_over(tmp_path: Path) -> No
 # ------------------------------------------------------------------ a served project
 
 
-def released(root: Path, timeout: float) -> bool:
-    """Wait until no live engine owns the project; whether that happened in time."""
-    deadline = time.monotonic() + timeout
-    while read_owner(root / ".mldeck") is not None:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def mldeck(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO), "MLDECK_ACTOR": "tester"},
-        timeout=120,
-    )
+def released(root: Path, timeout: float) -> None:
+    """Wait until no live engine owns the project (an assertion error if it takes longer)."""
+    wait_until(lambda: read_owner(root / ".mldeck") is None, timeout, "the project released")
 
 
 @pytest.fixture(scope="module")
@@ -130,13 +114,13 @@ def test_promote_and_rollback_go_through_the_running_server(
     assert owner is not None and owner.url == f"http://127.0.0.1:{port}"
     assert invocation(port, body) == (200, "1")
 
-    promoted = mldeck("promote", "2", "--reason", "smaller C", cwd=root)
+    promoted = cli("promote", "2", "--reason", "smaller C", cwd=root)
     assert promoted.returncode == 0, promoted.stderr
     assert "v1 -> v2" in promoted.stdout
     assert invocation(port, body) == (200, "2")
 
     # status goes through the server and shows what it serves.
-    status = mldeck("status", "--json", cwd=root)
+    status = cli("status", "--json", cwd=root)
     assert status.returncode == 0, status.stderr
     info = json.loads(status.stdout)
     assert info["champion"]["version"] == 2
@@ -147,15 +131,15 @@ def test_promote_and_rollback_go_through_the_running_server(
         "provider": "CPUExecutionProvider",
     }
     # A second engine is refused with a message naming the one that holds the project.
-    second = mldeck("daemon", "--port", str(free_port()), cwd=root)
+    second = cli("daemon", "--port", str(free_port()), cwd=root)
     assert second.returncode == 1
     assert "held by `mldeck serve`" in second.stderr and str(owner.pid) in second.stderr
     assert "Traceback" not in second.stderr
 
-    unknown = mldeck("promote", "9", "--reason", "x", cwd=root)
+    unknown = cli("promote", "9", "--reason", "x", cwd=root)
     assert unknown.returncode == 1 and "no model version 9" in unknown.stderr
 
-    rolled = mldeck("rollback", "--reason", "v2 misbehaves", "--json", cwd=root)
+    rolled = cli("rollback", "--reason", "v2 misbehaves", "--json", cwd=root)
     assert rolled.returncode == 0, rolled.stderr
     assert json.loads(rolled.stdout) == {"champion": 1, "previous": 2}
     assert invocation(port, body) == (200, "1")
@@ -191,7 +175,7 @@ def test_hot_swap_under_load_fails_no_request(served: tuple[Path, int], body: by
     for thread in threads:
         thread.start()
     time.sleep(1.0)
-    promoted = mldeck("promote", "2", "--reason", "swap under load", cwd=root)
+    promoted = cli("promote", "2", "--reason", "swap under load", cwd=root)
     promoted_at.append(len(results))
     time.sleep(1.0)
     stop.set()
@@ -209,11 +193,11 @@ def test_hot_swap_under_load_fails_no_request(served: tuple[Path, int], body: by
 
 def test_audit_after_remote_promotions(served: tuple[Path, int]) -> None:
     root, _ = served
-    assert mldeck("promote", "2", "--reason", "audited", cwd=root).returncode == 0
+    assert cli("promote", "2", "--reason", "audited", cwd=root).returncode == 0
     owner = read_owner(root / ".mldeck")
     assert owner is not None
     os.kill(owner.pid, signal.SIGINT)
-    assert released(root, timeout=20)
+    released(root, timeout=20)
     assert not (root / ".mldeck" / OWNER_FILE).exists()
     with open_project(root) as project:
         entries: list[dict[str, Any]] = project.catalog.rows(
@@ -241,6 +225,7 @@ def test_prediction_log_survives_kill_9(served: tuple[Path, int], body: bytes) -
     owner = read_owner(root / ".mldeck")
     assert owner is not None
     os.kill(owner.pid, signal.SIGKILL)
+    os.waitpid(owner.pid, 0)  # reap it: a zombie's pid still reads as alive
     released(root, timeout=10)
     with open_project(root) as project:
         logged = project.catalog.row(
