@@ -5,14 +5,38 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
-# Piped output gets a wide console so tables are not folded for a file or a pager.
-stdout = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
-stderr = Console(stderr=True, highlight=False)
+    stdout: Console
+    stderr: Console
+
+
+def __getattr__(name: str) -> Console:
+    """`stdout` and `stderr`, made on first use: rich costs ~60 ms to import, which
+    `--help`, `--json` and `explain` never need."""
+    if name not in ("stdout", "stderr"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _console(name)
+
+
+def _console(name: str) -> Console:
+    made: Console | None = globals().get(name)
+    if made is not None:
+        return made
+    from rich.console import Console
+
+    if name == "stdout":
+        # Piped output gets a wide console so tables are not folded for a file or a pager.
+        width = None if sys.stdout.isatty() else 160
+        made = Console(highlight=False, soft_wrap=False, width=width)
+    else:
+        made = Console(stderr=True, highlight=False)
+    globals()[name] = made
+    return made
 
 
 def _default(value: Any) -> Any:
@@ -70,6 +94,8 @@ NO_WRAP = {
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+    from rich.table import Table
+
     out = Table(title=title, title_justify="left", header_style="bold")
     for name in columns:
         out.add_column(name, overflow="fold", no_wrap=name in NO_WRAP)
@@ -82,4 +108,6 @@ def error(title: str, msg: str) -> None:
     from rich.markup import escape
 
     # soft_wrap: one unbroken line per error, so it reads (and greps) the same in any width.
-    stderr.print(f"[bold red]error[/]: [bold]{escape(title)}[/]: {escape(msg)}", soft_wrap=True)
+    _console("stderr").print(
+        f"[bold red]error[/]: [bold]{escape(title)}[/]: {escape(msg)}", soft_wrap=True
+    )

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -376,6 +373,9 @@ class RemoteEngine:
         self.token = token
 
     def _request(self, path: str, payload: dict[str, Any] | None, timeout: float | None) -> Any:
+        import urllib.error
+        import urllib.request  # ~50 ms: only commands that reach an engine pay for it
+
         request = urllib.request.Request(
             self.url + path,
             data=None if payload is None else json.dumps(payload).encode(),
@@ -470,7 +470,9 @@ class RemoteEngine:
 
     def _get(self, path: str, **query: Any) -> Any:
         params = {k: v for k, v in query.items() if v is not None}
-        return self._call(path + (f"?{urllib.parse.urlencode(params)}" if params else ""), None)
+        from urllib.parse import urlencode
+
+        return self._call(path + (f"?{urlencode(params)}" if params else ""), None)
 
     def archive(self, version: int, *, actor: str, reason: str) -> dict[str, Any]:
         answer: dict[str, Any] = self._call(

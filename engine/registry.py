@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import platform
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import NotFoundError, RegistryError
@@ -38,6 +37,8 @@ TRACKED_LIBRARIES = (
 
 
 def library_versions() -> dict[str, str]:
+    from importlib import metadata  # ~25 ms; only registration and reproduction read versions
+
     versions = {"python": platform.python_version()}
     for name in TRACKED_LIBRARIES:
         try:
