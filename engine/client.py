@@ -14,13 +14,15 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.errors import MldeckError, ProjectError
-from engine.events import Event, EventHub, EventSink, event_from_dict
 from engine.owner import project_token, read_owner
 from engine.project import STATE_DIR, Project, find_root
 from engine.status import jsonable
+
+if TYPE_CHECKING:
+    from engine.events import Event, EventHub, EventSink
 
 CONTROL_TIMEOUT_S = 30.0
 CONNECT_RETRY_S = 5.0
@@ -116,6 +118,8 @@ class LocalEngine:
     """
 
     def __init__(self, project: Project, hub: EventHub | None = None) -> None:
+        from engine.events import EventHub
+
         self.project = project
         self.hub = hub or EventHub()
 
@@ -581,6 +585,8 @@ class RemoteEngine:
 
     def events(self) -> Iterator[Event]:
         """The engine's events as they happen (server-sent events), until it stops."""
+        from engine.events import event_from_dict
+
         with self._request("/control/events", None, EVENTS_TIMEOUT_S) as response:
             for raw in response:
                 line = raw.decode("utf-8").rstrip("\r\n")

@@ -17,7 +17,6 @@ from typing import Any
 
 from engine.errors import ConfigError
 
-CONFIG_NAME = "mldeck.toml"
 COLUMN_TYPES = ("integer", "float", "string", "boolean", "date", "timestamp")
 MODEL_KINDS = ("linear", "random_forest", "gradient_boosting", "mlp")
 CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc", "log_loss")

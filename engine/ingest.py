@@ -23,11 +23,11 @@ from typing import Any, TextIO
 
 import duckdb
 
-from engine.config import CONFIG_NAME, write_inferred
+from engine.config import write_inferred
 from engine.contract import SQL_TYPES, Issue, infer_contract, quote, validate_batch
 from engine.errors import InputFileError
 from engine.events import EventSink, StageFinished, StageStarted, ignore_events
-from engine.project import Project
+from engine.project import CONFIG_NAME, Project
 from engine.stage_runs import stage_run
 from storage.audit import append_entry
 from storage.catalog import Catalog, utcnow

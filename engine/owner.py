@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -56,6 +55,8 @@ def project_token(state_dir: Path) -> str:
     except FileExistsError:
         return path.read_text(encoding="ascii").strip()
     with os.fdopen(fd, "w", encoding="ascii") as handle:
+        import secrets  # ~10 ms, once per project
+
         handle.write(secrets.token_urlsafe(32))
     return path.read_text(encoding="ascii").strip()
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from engine.config import CONFIG_NAME, Config, load_config, render_template
 from engine.errors import MldeckError, ProjectError, as_mldeck_error
 from storage.catalog import Catalog
 from storage.errors import StorageError
-from storage.objects import ObjectStore
 
+if TYPE_CHECKING:
+    from engine.config import Config
+    from storage.objects import ObjectStore
+
+CONFIG_NAME = "mldeck.toml"
 STATE_DIR = ".mldeck"
 
 
@@ -44,6 +48,8 @@ class Project:
         return self.root / self.config.labels_dir
 
     def reload_config(self) -> Config:
+        from engine.config import load_config
+
         self.config = load_config(self.root / CONFIG_NAME)
         return self.config
 
@@ -78,6 +84,8 @@ def init_project(root: Path, target: str | None = None, id_column: str | None = 
         raise ProjectError(f"{root} exists and is not a folder")
     for sub in ("data/incoming", "data/labels", f"{STATE_DIR}/objects", f"{STATE_DIR}/quarantine"):
         (root / sub).mkdir(parents=True, exist_ok=True)
+    from engine.config import render_template
+
     temp = root / f".{CONFIG_NAME}.tmp"
     temp.write_text(render_template(root.resolve().name, target, id_column), encoding="utf-8")
     os.replace(temp, config_path)
@@ -87,6 +95,11 @@ def init_project(root: Path, target: str | None = None, id_column: str | None = 
 
 
 def open_project(start: Path, read_only: bool = False) -> Project:
+    # Imported here, not at the top: commands that only find the project to reach
+    # its running engine need neither (~30 ms).
+    from engine.config import load_config
+    from storage.objects import ObjectStore
+
     root = find_root(start)
     config = load_config(root / CONFIG_NAME)
     state = root / STATE_DIR

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 import pytest
 from click.testing import Result
@@ -234,8 +235,12 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 def test_every_command_has_help() -> None:
     top = ok(run_cli(["--help"])).stdout
-    assert set(cli.commands) >= {"init", "ingest", "train", "models", "promote", "rollback"}
-    for name, command in cli.commands.items():
+    ctx = click.Context(cli)
+    names = cli.list_commands(ctx)
+    assert set(names) >= {"init", "ingest", "train", "models", "promote", "rollback"}
+    for name in names:
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.name == name
         assert name in top
         text = ok(run_cli([name, "--help"])).stdout
         assert text.startswith(f"Usage: cli {name}") or f" {name} " in text.splitlines()[0]

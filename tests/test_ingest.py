@@ -22,10 +22,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from engine.config import CONFIG_NAME, load_config
+from engine.config import load_config
 from engine.errors import InputFileError
 from engine.ingest import IngestResult, expand_paths, ingest_file, ingest_paths
-from engine.project import Project, init_project, open_project
+from engine.project import CONFIG_NAME, Project, init_project, open_project
 from engine.stage_runs import mark_interrupted, stage_run
 from storage.objects import sha256_file
 from tests.conftest import REFERENCE, SAMPLE

@@ -112,8 +112,9 @@ def demo(
 def _play_in_ui(folder: Path, sample_data: Path, pace_s: float) -> None:
     """The UI on the demo project, its in-process engine fed the quarter by a `QuarterFeed`."""
     from app.ui.app import make_app
-    from engine.config import CONFIG_NAME, load_config
+    from engine.config import load_config
     from engine.demo import QuarterFeed, drop_reference
+    from engine.project import CONFIG_NAME
 
     config = load_config(folder / CONFIG_NAME)
     incoming_dir, labels_dir = folder / config.incoming_dir, folder / config.labels_dir

@@ -84,9 +84,9 @@ def connect(start: Path, parts: tuple[str, ...] = ENGINE_PARTS) -> Connection:
     watched folders, retrain scheduler); it stops when the UI quits.
     """
     from engine.client import RemoteEngine
-    from engine.config import CONFIG_NAME, load_config
+    from engine.config import load_config
     from engine.owner import project_token, read_owner
-    from engine.project import STATE_DIR, find_root, open_project
+    from engine.project import CONFIG_NAME, STATE_DIR, find_root, open_project
     from engine.service import EngineService
     from engine.stage_runs import mark_interrupted
 
