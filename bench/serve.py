@@ -137,14 +137,15 @@ def disable_parts(app: Any, parts: list[str]) -> None:
     if "metrics" in parts:
         app.metrics.observe = lambda *args, **kwargs: None
     if "batching" in parts:
-        from engine.serving.batching import build_feed
+        from engine.serving.batching import ScoredRun, build_feed
 
         batcher = app.slot.model.batcher
 
-        async def score_alone(columns: Any, rows: int) -> Any:
+        async def score_alone(columns: Any, rows: int, tag: Any = None) -> Any:
             await asyncio.sleep(0)
             feed = build_feed(batcher._inputs, [columns])
-            return feed, batcher._run_model(feed)
+            outputs = batcher._run_model(feed)
+            return outputs, ScoredRun(feed, outputs, [tag], [rows], [0.0])
 
         batcher.score = score_alone
 

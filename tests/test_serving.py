@@ -230,6 +230,81 @@ def test_prediction_log_rows(app: ServingApp, project: Project, rows: pl.DataFra
     )
 
 
+def test_concurrent_requests_share_a_run_and_are_logged_each_under_its_id(
+    app: ServingApp, project: Project, rows: pl.DataFrame
+) -> None:
+    """Requests that arrive together are scored in one session run and logged with one
+    hand-off; every row still carries its own request's id, row index, endpoint and,
+    where the request sent it, the project's id column."""
+    frame = rows.head(3)
+    with_ids = {"dataframe_records": records(frame)}  # loan_id included
+    without_ids = {"dataframe_records": records(frame.drop("loan_id"))}
+
+    async def one(path: str, payload: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        body = json.dumps(payload).encode()
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": path,
+            "headers": [(b"content-type", b"application/json")],
+        }
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        start, end = sent
+        headers = {k.decode(): v.decode() for k, v in start["headers"]}
+        return start["status"], headers, json.loads(end["body"])
+
+    infer_path = f"/v2/models/{project.config.name}/infer"
+
+    async def together() -> list[tuple[int, dict[str, str], Any]]:
+        return await asyncio.gather(
+            one("/invocations", with_ids),
+            one("/invocations", without_ids),
+            one(infer_path, oip_request(app, frame.head(2), id="oip-a")),
+            one("/invocations", with_ids),
+        )
+
+    answers = asyncio.run(together())
+    batcher = app.slot.model.batcher
+    assert (batcher.requests, batcher.batches) == (4, 1)  # one session run for all four
+    app.close()
+    mine = expected(app, frame)
+    ids = [h["x-request-id"] for _, h, _ in answers]
+    assert ids[2] == "oip-a" and len(set(ids)) == 4
+    for status, _, body in answers[:2] + answers[3:]:
+        assert status == 200
+        got = np.array([p["probabilities"] for p in body["predictions"]])
+        np.testing.assert_allclose(got, mine["probabilities"], rtol=0, atol=1e-6)
+
+    logged = project.catalog.rows(
+        "SELECT request_id, row_index, endpoint, inputs_json FROM predictions"
+        " ORDER BY request_id, row_index"
+    )
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for row in logged:
+        by_id.setdefault(row["request_id"], []).append(row)
+    assert sorted(by_id) == sorted(ids)
+    for position, request_id in enumerate(ids):
+        mine_rows = by_id[request_id]
+        n = 2 if request_id == "oip-a" else 3
+        assert [r["row_index"] for r in mine_rows] == list(range(n))
+        endpoint = "infer" if request_id == "oip-a" else "invocations"
+        assert {r["endpoint"] for r in mine_rows} == {endpoint}
+        inputs = [json.loads(r["inputs_json"]) for r in mine_rows]
+        assert [i["region"] for i in inputs] == frame["region"].to_list()[:n]
+        sent_ids = position in (0, 3)
+        assert [i.get("loan_id") for i in inputs] == (
+            [str(v) for v in frame["loan_id"].to_list()] if sent_ids else [None] * n
+        )
+
+
 def test_bad_requests_get_4xx_and_serving_goes_on(
     app: ServingApp, project: Project, rows: pl.DataFrame
 ) -> None:

@@ -21,7 +21,7 @@ from storage.audit import verify_chain
 from tests.ui_fixture import build_ui_project
 
 TOKEN = "t" * 32
-AUTH = {b"authorization": f"Bearer {TOKEN}".encode()}
+AUTH = f"Bearer {TOKEN}"
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_control_read_routes_answer_what_views_answer(project: Project) -> None:
         {"error": "the query parameter 'version' must be an integer", "title": "Control API"},
     )
     assert _get(api, "/control/batch-issues", "batch=99")[0] == 404
-    assert api.handle("GET", "/control/batches", "", {}, b"")[0] == 401
+    assert api.handle("GET", "/control/batches", "", None, b"")[0] == 401
     body = json.dumps({"version": 2, "actor": "tester", "reason": "superseded"}).encode()
     assert api.handle("POST", "/control/archive", "", AUTH, body) == (200, {"archived": 2})
     body = json.dumps({"proposal_id": 3, "actor": "a", "reason": "r"}).encode()

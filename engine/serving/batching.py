@@ -11,12 +11,17 @@ session once and hands each request its own slice of the inputs and outputs.
 A `MicroBatcher` belongs to one `LoadedModel`, so versions never mix in a batch.
 If a batch run raises, each of its requests is run alone, so only the request
 the model rejects fails (with `ModelRunError`).
+
+Each request gets its own outputs and the `ScoredRun` it was part of: the whole
+feed and outputs and every request's tag, so the caller logs a batch with one
+hand-off instead of one per request (`ScoredRun.claim`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -57,11 +62,41 @@ def build_feed(inputs: Sequence[tuple[str, bool]], requests: Sequence[PreparedCo
     return feed
 
 
-class _Pending:
-    __slots__ = ("columns", "rows", "future")
+class ScoredRun:
+    """One session run: its feed and outputs, and the requests it answered, in row order."""
 
-    def __init__(self, columns: PreparedColumns, rows: int, future: asyncio.Future[Any]) -> None:
-        self.columns, self.rows, self.future = columns, rows, future
+    __slots__ = ("feed", "outputs", "tags", "rows", "waits_s", "_claimed")
+
+    def __init__(
+        self,
+        feed: Feed,
+        outputs: dict[str, np.ndarray],
+        tags: list[Any],
+        rows: list[int],
+        waits_s: list[float],
+    ) -> None:
+        self.feed, self.outputs, self.tags, self.rows = feed, outputs, tags, rows
+        self.waits_s = waits_s
+        """Per request: from joining the batch to the batch's outputs."""
+        self._claimed = False
+
+    def claim(self) -> bool:
+        """True for the first caller only: that request logs the run for all of them
+        (requests resume one at a time on the event loop, so no lock is needed)."""
+        if self._claimed:
+            return False
+        self._claimed = True
+        return True
+
+
+class _Pending:
+    __slots__ = ("columns", "rows", "tag", "joined", "future")
+
+    def __init__(
+        self, columns: PreparedColumns, rows: int, tag: Any, future: asyncio.Future[Any]
+    ) -> None:
+        self.columns, self.rows, self.tag, self.future = columns, rows, tag, future
+        self.joined = time.perf_counter()
 
 
 class MicroBatcher:
@@ -79,20 +114,23 @@ class MicroBatcher:
         self.requests = 0
 
     async def score(
-        self, columns: PreparedColumns, rows: int
-    ) -> tuple[Feed, dict[str, np.ndarray]]:
-        """This request's (inputs, outputs), scored in the next batch.
+        self, columns: PreparedColumns, rows: int, tag: Any = None
+    ) -> tuple[dict[str, np.ndarray], ScoredRun]:
+        """This request's outputs, scored in the next batch, and that batch's run.
+
+        Args:
+            tag: the caller's record of the request, handed back in `ScoredRun.tags`.
 
         Raises:
             ModelRunError: the model failed on this request's rows.
         """
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[Feed, dict[str, np.ndarray]]] = loop.create_future()
+        future: asyncio.Future[tuple[dict[str, np.ndarray], ScoredRun]] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._run_batch)
         elif self._pending_rows + rows > MAX_BATCH_ROWS:
             self._run_batch()  # close the full batch now; this request starts the next
-        self._pending.append(_Pending(columns, rows, future))
+        self._pending.append(_Pending(columns, rows, tag, future))
         self._pending_rows += rows
         return await future
 
@@ -113,20 +151,30 @@ class MicroBatcher:
             for one in live:  # find the request(s) the model rejects; the rest still succeed
                 self._run_alone(one)
             return
+        done = time.perf_counter()
+        run = ScoredRun(
+            feed,
+            outputs,
+            [p.tag for p in live],
+            [p.rows for p in live],
+            [done - p.joined for p in live],
+        )
+        if len(live) == 1:
+            live[0].future.set_result((outputs, run))
+            return
         start = 0
         for p in live:
             stop = start + p.rows
-            p.future.set_result(
-                (
-                    {name: tensor[start:stop] for name, tensor in feed.items()},
-                    {name: tensor[start:stop] for name, tensor in outputs.items()},
-                )
-            )
+            p.future.set_result(({name: t[start:stop] for name, t in outputs.items()}, run))
             start = stop
 
     def _run_alone(self, pending: _Pending) -> None:
         try:
             feed = build_feed(self._inputs, [pending.columns])
-            pending.future.set_result((feed, self._run_model(feed)))
+            outputs = self._run_model(feed)
         except Exception as exc:
             pending.future.set_exception(ModelRunError(str(exc)))
+            return
+        waited = time.perf_counter() - pending.joined
+        run = ScoredRun(feed, outputs, [pending.tag], [pending.rows], [waited])
+        pending.future.set_result((outputs, run))

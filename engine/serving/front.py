@@ -6,6 +6,9 @@ worker thread, never on the event loop that answers predictions. Until the
 project has a champion (a daemon started on a fresh project) the model routes
 answer 503; the engine puts a serving app in place when a champion appears.
 `/control/events` is a server-sent event stream of the engine's events.
+
+Like the serving app it speaks RSGI (granian, `mldeck serve` and the daemon)
+and ASGI 3 (uvicorn in the tests); both adapters share the handlers.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -24,6 +28,13 @@ if TYPE_CHECKING:
     from engine.serving.app import Receive, Scope, Send, ServingApp
 
 MAX_CONTROL_BODY = 1024 * 1024
+TOO_LARGE = "control request body too large"
+NO_CHAMPION = (
+    503,
+    {"error": "no champion is served yet: the engine serves one once a model is promoted"},
+)
+JSON_HEADERS = [("content-type", "application/json")]
+SSE_HEADERS = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
 KEEPALIVE_S = 15.0
 """An idle event stream sends a comment this often, which also finds closed connections."""
 
@@ -36,6 +47,7 @@ class EngineFront:
         """The champion's serving app; None until the project has a champion."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI 3."""
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -47,60 +59,108 @@ class EngineFront:
         if scope["type"] != "http":
             return
         path = scope.get("path", "")
-        if path.startswith("/control/"):
-            if path == "/control/events":
-                await self._events(scope, send)
+        if not path.startswith("/control/"):
+            serving = self.serving
+            if serving is None:
+                await _respond(send, *NO_CHAMPION)
             else:
-                await self._control(scope, receive, send)
+                await serving(scope, receive, send)
             return
-        serving = self.serving
-        if serving is None:
-            await _respond(
-                send,
-                503,
-                {
-                    "error": "no champion is served yet: the engine serves one once a model is promoted"
-                },
-            )
+        headers = dict(scope.get("headers", []))
+        auth = headers.get(b"authorization")
+        authorization = None if auth is None else bytes(auth).decode("latin-1")
+        if path == "/control/events":
+            await self._events_asgi(authorization, send)
             return
-        await serving(scope, receive, send)
+        try:
+            body = await _read_control_body(receive)
+        except ControlError as exc:
+            await _respond(send, exc.status, {"error": exc.msg})
+            return
+        if body is None:
+            return  # the client went away
+        query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        await _respond(
+            send, *await self._control(scope["method"], path, query, authorization, body)
+        )
 
-    async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        """RSGI (granian)."""
+        if scope.proto != "http":
+            return
+        path = scope.path
+        if not path.startswith("/control/"):
+            serving = self.serving
+            if serving is None:
+                status, answer = NO_CHAMPION
+                protocol.response_bytes(status, JSON_HEADERS, orjson.dumps(answer))
+            else:
+                await serving.__rsgi__(scope, protocol)
+            return
+        authorization = scope.headers.get("authorization")
+        if path == "/control/events":
+            await self._events_rsgi(authorization, protocol)
+            return
         chunks: list[bytes] = []
         size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
+        async for chunk in protocol:
             size += len(chunk)
             if size > MAX_CONTROL_BODY:
-                await _respond(send, 413, {"error": "control request body too large"})
+                protocol.response_bytes(413, JSON_HEADERS, orjson.dumps({"error": TOO_LARGE}))
                 return
             chunks.append(chunk)
-            more = message.get("more_body", False)
-        headers = dict(scope.get("headers", []))
-        query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        body = b"".join(chunks)
+        status, answer = await self._control(
+            scope.method, path, scope.query_string, authorization, body
+        )
+        protocol.response_bytes(status, JSON_HEADERS, orjson.dumps(answer, default=str))
+
+    async def _control(
+        self, method: str, path: str, query: str, authorization: str | None, body: bytes
+    ) -> tuple[int, Any]:
         try:
-            status, answer = await asyncio.to_thread(
-                self.control.handle,
-                scope["method"],
-                scope["path"],
-                query,
-                headers,
-                b"".join(chunks),
+            return await asyncio.to_thread(
+                self.control.handle, method, path, query, authorization, body
             )
         except Exception as exc:  # a bug: answer 500, keep serving
-            status, answer = 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}
-        await _respond(send, status, answer)
+            return 500, {"error": f"internal error: {type(exc).__name__}: {exc}"}
 
-    async def _events(self, scope: Scope, send: Send) -> None:
+    async def _events_asgi(self, authorization: str | None, send: Send) -> None:
         try:
-            self.control.authorize(dict(scope.get("headers", [])))
+            self.control.authorize(authorization)
         except ControlError as exc:
             await _respond(send, exc.status, {"error": exc.msg, "title": exc.title})
             return
+        start = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(k.encode(), v.encode()) for k, v in SSE_HEADERS],
+        }
+
+        async def write(chunk: bytes) -> None:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+        try:
+            await send(start)
+            await self._stream_events(write)
+            with contextlib.suppress(Exception):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except Exception:  # the client went away
+            pass
+
+    async def _events_rsgi(self, authorization: str | None, protocol: Any) -> None:
+        try:
+            self.control.authorize(authorization)
+        except ControlError as exc:
+            body = orjson.dumps({"error": exc.msg, "title": exc.title})
+            protocol.response_bytes(exc.status, JSON_HEADERS, body)
+            return
+        transport = protocol.response_stream(200, SSE_HEADERS)
+        with contextlib.suppress(Exception):  # the client went away
+            await self._stream_events(transport.send_bytes)
+
+    async def _stream_events(self, write: Callable[[bytes], Awaitable[None]]) -> None:
+        """Write the hub's events until it closes, with a keep-alive comment when quiet."""
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
 
@@ -109,29 +169,36 @@ class EngineFront:
 
         subscriber = self.hub.subscribe(notify=notify)
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", b"text/event-stream"),
-                        (b"cache-control", b"no-cache"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": b": events\n\n", "more_body": True})
+            await write(b": events\n\n")
             while True:
                 item = await _next_event(subscriber, wake)
                 if item is None:
                     break
-                body = b": keep-alive\n\n" if isinstance(item, str) else _sse(item)
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-            with contextlib.suppress(Exception):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except Exception:  # the client went away
-            pass
+                await write(b": keep-alive\n\n" if isinstance(item, str) else _sse(item))
         finally:
             self.hub.unsubscribe(subscriber)
+
+
+async def _read_control_body(receive: Receive) -> bytes | None:
+    """An ASGI control request's body; None when the client left.
+
+    Raises:
+        ControlError: 413, the body is over MAX_CONTROL_BODY.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_CONTROL_BODY:
+            raise ControlError(413, TOO_LARGE)
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
 
 
 async def _next_event(

@@ -1,7 +1,8 @@
 """The prediction log: scored rows written to the catalog off the request path.
 
-A request hands its whole batch (input columns, outputs: the tensors as the
-model saw them, not copied or encoded) to `PredictionLog.submit`, which never
+The serving app hands each session run's rows (input columns, outputs: the
+tensors as the model saw them, not copied or encoded, and the requests they
+answered) to `PredictionLog.submit` once per micro-batch, which never
 blocks: the queue is bounded, and when it is full the rows are counted as
 dropped instead. A background thread stacks the queued tensors, JSON-encodes
 them column-wise in polars and inserts the frame (via Arrow) with its own
@@ -16,6 +17,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -48,19 +50,27 @@ COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
-class ScoredBatch:
-    """One request's rows, as the model saw and answered them."""
+class LoggedRequest(NamedTuple):
+    """One request's share of a `ScoredBatch`."""
 
     request_id: str
+    endpoint: str
+    rows: int
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """The rows of one session run, as the model saw and answered them, and the
+    requests they belong to (in row order: their `rows` add up to the batch's)."""
+
     served_at: datetime
     model_version: int
-    endpoint: str
     inputs: dict[str, np.ndarray]
     """The model's feed: column name -> [N, 1] tensor."""
     outputs: dict[str, np.ndarray]
     """The model's outputs: name -> [N, ...] tensor."""
-    latency_ms: float
+    requests: list[LoggedRequest]
     shadow: bool = False
 
     @property
@@ -134,24 +144,27 @@ def batches_frame(batches: list[ScoredBatch]) -> pl.DataFrame:
             groups.setdefault(key, []).append(batch)
     frames = []
     for (input_names, output_names), group in groups.items():
-        counts = [batch.row_count for batch in group]
-        n = sum(counts)
+        batch_rows = [batch.row_count for batch in group]
+        n = sum(batch_rows)
+        requests = [r for batch in group for r in batch.requests]
+        counts = np.fromiter((r.rows for r in requests), dtype=np.int64, count=len(requests))
+        starts = np.cumsum(counts) - counts
         inputs_json = _json_column({k: [b.inputs[k] for b in group] for k in input_names}, n)
         output_json = _json_column({k: [b.outputs[k] for b in group] for k in output_names}, n)
         frames.append(
             pl.DataFrame(
                 {
-                    "request_id": np.repeat([b.request_id for b in group], counts),
-                    "row_index": np.concatenate([np.arange(c) for c in counts]),
+                    "request_id": np.repeat([r.request_id for r in requests], counts),
+                    "row_index": np.arange(n) - np.repeat(starts, counts),
                     "served_at": np.repeat(
-                        np.array([b.served_at for b in group], dtype="datetime64[us]"), counts
+                        np.array([b.served_at for b in group], dtype="datetime64[us]"), batch_rows
                     ),
-                    "model_version": np.repeat([b.model_version for b in group], counts),
-                    "endpoint": np.repeat([b.endpoint for b in group], counts),
+                    "model_version": np.repeat([b.model_version for b in group], batch_rows),
+                    "endpoint": np.repeat([r.endpoint for r in requests], counts),
                     "inputs_json": inputs_json,
                     "output_json": output_json,
-                    "latency_ms": np.repeat([b.latency_ms for b in group], counts),
-                    "shadow": np.repeat([b.shadow for b in group], counts),
+                    "latency_ms": np.repeat([r.latency_ms for r in requests], counts),
+                    "shadow": np.repeat([b.shadow for b in group], batch_rows),
                 }
             ).cast(SCHEMA)
         )

@@ -1,4 +1,5 @@
-"""Running the ASGI app on a socket: granian (default) or uvicorn, one worker, in this process.
+"""Running the app on a socket: granian over RSGI (default) or uvicorn over ASGI,
+one worker, in this process.
 
 One process only: it is the one that writes the DuckDB catalog, and the
 prediction log and model slot live in it. granian's embedded server takes the
@@ -55,7 +56,7 @@ async def _serve_granian(
         app,
         address=host,
         port=port,
-        interface=Interfaces.ASGI,
+        interface=Interfaces.RSGI,  # the app's RSGI adapter: less per-request overhead
         websockets=False,
         log_level=LogLevels.error,
         log_access=False,

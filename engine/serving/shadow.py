@@ -1,10 +1,11 @@
 """A shadow challenger: scores the same requests as the champion, off the request
 path, is logged beside it (`shadow = true`) and is never returned.
 
-Requests hand their feed to `ShadowScorer.submit`, which never blocks: when the
-bounded queue is full the request is skipped and counted. A worker thread runs
-the shadow model and submits its outputs to the prediction log under the same
-request id as the champion's answer.
+The serving app hands each champion run's feed and requests to
+`ShadowScorer.submit`, which never blocks: when the bounded queue is full the
+run is skipped and its requests counted. A worker thread runs the shadow model
+and submits its outputs to the prediction log under the same request ids as
+the champion's answers.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from engine.serving.model_slot import LoadedModel
-from engine.serving.prediction_log import PredictionLog, ScoredBatch
+from engine.serving.prediction_log import LoggedRequest, PredictionLog, ScoredBatch
 from storage.catalog import utcnow
 
 log = logging.getLogger(__name__)
 
-QUEUE_REQUESTS = 10_000
-"""Requests waiting for the shadow; beyond this they are skipped and counted."""
+QUEUE_RUNS = 10_000
+"""Runs waiting for the shadow; beyond this they are skipped and their requests counted."""
 
 _STOP: Any = object()
 
@@ -35,39 +36,39 @@ class ShadowScorer:
         self.prediction_log = prediction_log
         self.skipped_requests = 0
         self.failed_requests = 0
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_REQUESTS)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_RUNS)
         self._thread = threading.Thread(target=self._run, name="mldeck-shadow", daemon=True)
         self._thread.start()
 
-    def submit(self, request_id: str, endpoint: str, feed: dict[str, np.ndarray]) -> None:
-        """Queue one request's feed for the shadow model; never blocks."""
+    def submit(self, feed: dict[str, np.ndarray], requests: list[LoggedRequest]) -> None:
+        """Queue one champion run's feed for the shadow model; never blocks."""
         try:
-            self._queue.put_nowait((request_id, endpoint, feed))
+            self._queue.put_nowait((feed, requests))
         except queue.Full:
-            self.skipped_requests += 1
+            self.skipped_requests += len(requests)
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is _STOP:
                 return
-            request_id, endpoint, feed = item
+            feed, requests = item
             started = time.perf_counter()
             try:
                 outputs = self.model.run(feed)
             except Exception:  # the shadow must never affect serving; counted, logged
-                self.failed_requests += 1
-                log.exception("shadow v%s failed on request %s", self.model.version, request_id)
+                self.failed_requests += len(requests)
+                ids = ", ".join(r.request_id for r in requests[:3])
+                log.exception("shadow v%s failed on requests %s", self.model.version, ids)
                 continue
+            latency_ms = (time.perf_counter() - started) * 1000
             self.prediction_log.submit(
                 ScoredBatch(
-                    request_id=request_id,
                     served_at=utcnow(),
                     model_version=self.model.version,
-                    endpoint=endpoint,
                     inputs=feed,
                     outputs=outputs,
-                    latency_ms=(time.perf_counter() - started) * 1000,
+                    requests=[r._replace(latency_ms=latency_ms) for r in requests],
                     shadow=True,
                 )
             )
