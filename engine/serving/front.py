@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from engine.events import Event, EventHub, event_to_dict
+from engine.serving.bodies import BodyTooLarge, read_asgi_body, read_rsgi_body
 from engine.serving.control import ControlApi, ControlError
 
 if TYPE_CHECKING:
@@ -73,9 +74,9 @@ class EngineFront:
             await self._events_asgi(authorization, send)
             return
         try:
-            body = await _read_control_body(receive)
-        except ControlError as exc:
-            await _respond(send, exc.status, {"error": exc.msg})
+            body = await read_asgi_body(receive, MAX_CONTROL_BODY)
+        except BodyTooLarge:
+            await _respond(send, 413, {"error": TOO_LARGE})
             return
         if body is None:
             return  # the client went away
@@ -101,15 +102,11 @@ class EngineFront:
         if path == "/control/events":
             await self._events_rsgi(authorization, protocol)
             return
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in protocol:
-            size += len(chunk)
-            if size > MAX_CONTROL_BODY:
-                protocol.response_bytes(413, JSON_HEADERS, orjson.dumps({"error": TOO_LARGE}))
-                return
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        try:
+            body = await read_rsgi_body(protocol, MAX_CONTROL_BODY)
+        except BodyTooLarge:
+            protocol.response_bytes(413, JSON_HEADERS, orjson.dumps({"error": TOO_LARGE}))
+            return
         status, answer = await self._control(
             scope.method, path, scope.query_string, authorization, body
         )
@@ -177,28 +174,6 @@ class EngineFront:
                 await write(b": keep-alive\n\n" if isinstance(item, str) else _sse(item))
         finally:
             self.hub.unsubscribe(subscriber)
-
-
-async def _read_control_body(receive: Receive) -> bytes | None:
-    """An ASGI control request's body; None when the client left.
-
-    Raises:
-        ControlError: 413, the body is over MAX_CONTROL_BODY.
-    """
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_CONTROL_BODY:
-            raise ControlError(413, TOO_LARGE)
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return b"".join(chunks)
 
 
 async def _next_event(
