@@ -22,10 +22,12 @@ at the next start).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -127,10 +129,15 @@ class TrainingWorker:
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")
         parent_end, child_end = context.Pipe()
+        # Under a Textual app sys.stderr is a capture whose fileno() is -1: multiprocessing
+        # would pass that on to its resource tracker (ValueError), and the child, which
+        # inherits the terminal's descriptors, would write on the UI's screen.
+        captured = _fileno(sys.stderr) is None
         process = context.Process(
-            target=_serve, args=(child_end,), name="mldeck-training", daemon=True
+            target=_serve, args=(child_end, captured), name="mldeck-training", daemon=True
         )
-        process.start()
+        with contextlib.redirect_stderr(sys.__stderr__) if captured else contextlib.nullcontext():
+            process.start()
         child_end.close()
         self._process, self._conn = process, parent_end
 
@@ -166,9 +173,26 @@ class TrainingWorker:
 # ------------------------------------------------------------------ the child
 
 
-def _serve(conn: Connection) -> None:
-    """The child's loop: train each request, answer with the model or the exception."""
+def _fileno(stream: Any) -> int | None:
+    try:
+        fileno = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fileno if isinstance(fileno, int) and fileno >= 0 else None
+
+
+def _serve(conn: Connection, quiet: bool) -> None:
+    """The child's loop: train each request, answer with the model or the exception.
+
+    Args:
+        quiet: the engine's output is captured (a terminal UI): write nothing on the terminal.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the engine's: it stops us
+    if quiet:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
     threading.Thread(target=_exit_with_parent, name="parent-watch", daemon=True).start()
     from engine.training import train_candidate
 

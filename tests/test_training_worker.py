@@ -8,6 +8,8 @@ import json
 import os
 import queue
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +28,7 @@ from engine.project import open_project
 from engine.service import EngineService
 from engine.training import train_candidate
 from engine.training_worker import TrainingWorker
-from tests.conftest import build_trained
+from tests.conftest import REPO, build_trained
 
 MODELS = """
 [models.linear]
@@ -239,3 +241,49 @@ def test_stopping_the_engine_ends_a_training_and_journals_it_for_the_next_start(
     [run] = train_runs(root)
     assert run["status"] == "failed"
     assert run["error"].startswith("the engine stopped while slow trained")
+
+
+UNDER_A_UI = """
+import sys
+from pathlib import Path
+from engine.dataset import prepare_dataset
+from engine.events import ignore_events
+from engine.features import feature_spec
+from engine.project import open_project
+from engine.training_worker import TrainingWorker
+
+class Captured:  # what Textual puts in sys.stderr while an app runs
+    def write(self, text): return len(text)
+    def flush(self): pass
+    def fileno(self): return -1
+
+with open_project(Path(sys.argv[1])) as project:
+    spec = feature_spec(project.config, "linear")
+    dataset = prepare_dataset(project, spec)
+    candidate = project.config.candidates[0]
+sys.stderr = Captured()
+worker = TrainingWorker()
+trained = worker.train(candidate, dataset, spec, 0, ignore_events)
+worker.close()
+print("trained in", trained.pid)
+"""
+
+
+def test_a_worker_started_under_a_terminal_ui_trains_and_writes_nothing_on_the_terminal(
+    make_project: Any, small_reference: Path
+) -> None:
+    # max_iter = 1: sklearn warns that lbfgs did not converge, on the child's stderr
+    root = ingested(
+        make_project("ui", models='[models.linear]\nkind = "linear"\nmax_iter = 1\n'),
+        small_reference,
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", UNDER_A_UI, str(root)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("trained in ")
+    assert done.stderr == ""
