@@ -43,6 +43,9 @@ if TYPE_CHECKING:  # numpy, polars, duckdb: not for an engine that has not train
     from engine.features import FeatureSpec
     from engine.training import TrainedModel
 
+NICENESS = 10
+"""The child's niceness: where the engine's own threads (UI, endpoint) and the training
+want the same cores, the kernel runs the engine's first."""
 STOP_WAIT_S = 2.0
 """How long `close` waits for the child to end after SIGTERM before it sends SIGKILL."""
 
@@ -188,6 +191,7 @@ def _serve(conn: Connection, quiet: bool) -> None:
         quiet: the engine's output is captured (a terminal UI): write nothing on the terminal.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the engine's: it stops us
+    os.nice(NICENESS)
     if quiet:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
