@@ -1,23 +1,27 @@
 """Training in a child process, for an engine service that lives on.
 
-Fitting, the ONNX export and the parity check are seconds of Python and numpy
-that hold the GIL. On the pipeline thread of an engine service (`mldeck
-daemon`, `mldeck serve`, the UI's in-process engine) they starve the UI's event
-loop, the endpoint and the control API of the same process. `TrainingWorker`
-runs `train_candidate` in one child process instead, started on the first
-training and kept warm for the next; the parent keeps all catalog and object
-store work (DuckDB allows one writer, and that is the engine).
+Much of a training holds the GIL: the MLP's training loop is Python, so is
+skl2onnx's export, and sklearn's fitting in part. On the pipeline thread of an
+engine service (`mldeck daemon`, `mldeck serve`, the UI's in-process engine)
+that slows the UI's event loop, the endpoint and the control API of the same
+process (and they slow the training). `TrainingWorker` runs `train_candidate`
+in one child process instead, started on the first training and kept warm for
+the next, at a lower CPU priority than the engine; the parent keeps all
+catalog and object store work (DuckDB allows one writer, and that is the
+engine).
 
 The child is spawned, never forked: the engine has DuckDB, onnxruntime and
 watchdog threads whose locks a fork would copy mid-use (spawn is also what
-CUDA needs). Requests, progress events and answers go over one pipe: the
-parent's waiting thread publishes the child's events to the engine's sink, and
-an exception raised in the child (a `ConfigError`, a `TrainingError`) is raised
+CUDA needs). Spawn imports the parent's main module again in the child, so a
+script that starts an engine service needs the `if __name__ == "__main__"`
+guard. Requests, progress events and answers go over one pipe: the parent's
+waiting thread publishes the child's events to the engine's sink, and an
+exception raised in the child (a `ConfigError`, a `TrainingError`) is raised
 again in the parent with its class and message. A child that dies (killed,
 out of memory) fails that candidate with a `TrainingError` and the next
 training starts a new one; `close` ends the child even mid-training, and the
 training cut short raises `EngineStopping` (a journaled train job runs again
-at the next start).
+at the next start). A child whose engine was killed ends itself.
 """
 
 from __future__ import annotations
@@ -85,14 +89,18 @@ class TrainingWorker:
         with self._lock:
             if self._closed:
                 raise EngineStopping(f"the engine is stopping: {candidate.name} was not trained")
-            if self._process is None or not self._process.is_alive():
+            if self._process is not None and not self._process.is_alive():
+                self._drop()  # it died between two trainings
+            if self._process is None:
                 self._start()
             process, conn = self._process, self._conn
             assert process is not None and conn is not None
             self._busy = True
+        pending = False  # a request is out, its answer unread: only a dead child is left so
         try:
             try:
                 conn.send((candidate, dataset, spec, seed))
+                pending = True
             except OSError:  # it died before the request went out
                 pass
             while True:
@@ -105,14 +113,17 @@ class TrainingWorker:
                     break
                 if kind == "event":
                     events(payload)
-                elif kind == "error":
+                    continue
+                pending = False
+                if kind == "error":
                     raise payload
-                else:
-                    trained: TrainedModel = payload
-                    return trained
+                trained: TrainedModel = payload
+                return trained
         finally:
             with self._lock:
                 self._busy = False
+            if pending and process.is_alive():  # left early (the sink raised): its late
+                process.kill()  # answer would be read as the next training's
         raise self._lost(process, candidate.name)
 
     def close(self) -> None:
@@ -148,9 +159,15 @@ class TrainingWorker:
         process.join(STOP_WAIT_S)
         with self._lock:
             if self._process is process:
-                if self._conn is not None:
-                    self._conn.close()
-                self._process = self._conn = None
+                self._drop()
+
+    def _drop(self) -> None:
+        """Let go of the (ended) child; under the lock."""
+        if self._process is not None:
+            self._process.join(STOP_WAIT_S)
+        if self._conn is not None:
+            self._conn.close()
+        self._process = self._conn = None
 
     def _lost(self, process: BaseProcess, name: str) -> Exception:
         """The error for a training whose child ended; the next training starts a new one."""

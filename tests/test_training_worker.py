@@ -29,6 +29,7 @@ from engine.service import EngineService
 from engine.training import train_candidate
 from engine.training_worker import TrainingWorker
 from tests.conftest import REPO, build_trained
+from tests.daemon_helpers import wait_until
 
 MODELS = """
 [models.linear]
@@ -87,6 +88,15 @@ def train_in_thread(service: EngineService, only: list[str]) -> tuple[threading.
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread, outcome
+
+
+def ended(pid: int) -> bool:
+    """The process is gone or a zombie (its parent has not reaped it yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def train_runs(root: Path) -> list[dict[str, Any]]:
@@ -200,7 +210,12 @@ def test_a_killed_worker_fails_its_candidate_and_the_next_training_gets_a_new_on
         thread.join(60)
         assert not thread.is_alive()
         answer = service.train(actor="tester", only=["linear"])
-        assert service.training.pid not in (None, killed)
+        second = service.training.pid
+        assert second not in (None, killed)
+        os.kill(second, signal.SIGKILL)  # between two trainings, e.g. by the OOM killer
+        wait_until(lambda: ended(second), 30, "the worker's end")
+        again = service.train(actor="tester", only=["linear"])
+        assert service.training.pid not in (None, killed, second)
     finally:
         assert service.close()
 
@@ -212,7 +227,8 @@ def test_a_killed_worker_fails_its_candidate_and_the_next_training_gets_a_new_on
     )
     assert error.msg.startswith(f"every candidate failed: slow: {died}")
     assert answer["candidates"][0]["status"] == "registered"
-    slow, linear = train_runs(root)
+    assert again["candidates"][0]["status"] == "registered"
+    slow, linear, _ = train_runs(root)
     assert (slow["candidate"], slow["status"]) == ("slow", "failed")
     assert slow["error"].startswith(died)
     assert (linear["candidate"], linear["status"]) == ("linear", "succeeded")
