@@ -59,6 +59,8 @@ REFERENCE = REPO / "sample_data" / "reference" / "loans_reference.csv"
 WEEK_1 = REPO / "sample_data" / "stream" / "week_01.csv"
 START_TARGET_S = 1.5
 KEY_TARGET_MS = 100.0
+SLOW_KEY_S = 1.0
+"""Keys slower than this while training are listed (when, which) under the figures."""
 SIZE = (100, 30)
 
 MODELS = """
@@ -382,16 +384,20 @@ async def keys_while_training(
     trainer.start()
     await clock.wait_for(fit_started)
     fit_at = time.perf_counter()
-    samples = []
+    samples, slow = [], []
     while trainer.is_alive():
         for key in "1234567":
             if not trainer.is_alive():
                 break
+            pressed = time.perf_counter() - fit_at
             samples.append(await clock.press(key, modes[key]))
+            if samples[-1] > SLOW_KEY_S:
+                slow.append((pressed, key, samples[-1]))
             await asyncio.sleep(0.05)
     client.hub.unsubscribe(events)
     return {
         "samples": samples,
+        "slow": slow,
         "took_s": result.get("took_s"),
         "fit_to_end_s": time.perf_counter() - fit_at,
         "ui_process_cpu_s": time.process_time() - cpu_before,
@@ -588,6 +594,8 @@ def main() -> None:
             f" UI process CPU {run['ui_process_cpu_s']:4.1f} s; v{run['trained']}"
             f" fitted in pid {run['pid']}"
         )
+        for pressed, key, seconds in run["slow"]:
+            print(f"      key {key} at {pressed:.1f} s from the fit on: {ms(seconds)}")
     print(f"   (the UI's pid: {os.getpid()})")
     child, inproc = pooled(None, "child"), pooled(None, "in process")
     if child and inproc:
