@@ -174,8 +174,7 @@ class TrainingWorker:
         self._forget(process)
         if self._closed:
             return EngineStopping(
-                f"the engine stopped while {name} trained; "
-                "a journaled train or retrain job runs again at the next start"
+                f"the engine stopped while {name} trained: the training was cut short"
             )
         code = process.exitcode
         if code is not None and code < 0:
