@@ -23,6 +23,7 @@ from engine.status import jsonable
 
 if TYPE_CHECKING:
     from engine.events import Event, EventHub, EventSink
+    from engine.training import Trainer
 
 CONTROL_TIMEOUT_S = 30.0
 CONNECT_RETRY_S = 5.0
@@ -115,13 +116,18 @@ class LocalEngine:
 
     Args:
         hub: where the calls' events go; `events()` iterates over it.
+        trainer: what trains a candidate (see `engine.pipeline.train`): None trains in
+            this process, which is what a one-shot command wants.
     """
 
-    def __init__(self, project: Project, hub: EventHub | None = None) -> None:
+    def __init__(
+        self, project: Project, hub: EventHub | None = None, trainer: Trainer | None = None
+    ) -> None:
         from engine.events import EventHub
 
         self.project = project
         self.hub = hub or EventHub()
+        self.trainer = trainer
 
     @property
     def _sink(self) -> EventSink:
@@ -178,7 +184,9 @@ class LocalEngine:
     def train(self, *, actor: str, only: list[str]) -> dict[str, Any]:
         from engine.pipeline import train, train_result_dict
 
-        result = train(self.project, events=self._sink, actor=actor, only=only)
+        result = train(
+            self.project, events=self._sink, actor=actor, only=only, trainer=self.trainer
+        )
         answer: dict[str, Any] = jsonable(train_result_dict(result))
         return answer
 
@@ -197,7 +205,13 @@ class LocalEngine:
         from engine.retrain import run_retrain
 
         answer: dict[str, Any] = jsonable(
-            run_retrain(self.project, actor=actor, reason=reason, on_event=self._sink)
+            run_retrain(
+                self.project,
+                actor=actor,
+                reason=reason,
+                on_event=self._sink,
+                trainer=self.trainer,
+            )
         )
         return answer
 
@@ -217,6 +231,7 @@ class LocalEngine:
                 actor=actor,
                 reason=reason,
                 on_event=self._sink,
+                trainer=self.trainer,
             )
         )
         return answer
@@ -343,7 +358,7 @@ class LocalEngine:
         from engine.reproduce import reproduce_version
 
         answer: dict[str, Any] = jsonable(
-            reproduce_version(self.project, version, actor=actor).to_dict()
+            reproduce_version(self.project, version, actor=actor, trainer=self.trainer).to_dict()
         )
         return answer
 

@@ -74,7 +74,7 @@ class JobFinished:
     kind: str
     subject: str
     status: str
-    """succeeded | failed"""
+    """succeeded | failed | interrupted (cut short by a stop; a journaled job runs again)"""
     detail: str = ""
 
 

@@ -4,9 +4,10 @@ Every catalog write of an engine service is a job on this queue (ingest,
 train, retrain, promote, rollback, proposals), so writes never interleave and
 the order of dropped files is the order of their batches. Train and retrain
 jobs are also journaled in the `jobs` table before they run: one that the
-engine did not finish (a crash, or a stop that could not wait for it) is run
-again when the engine next starts. Ingest needs no journal: the watcher reads
-the watched folders at start-up and ingest is idempotent by content hash.
+engine did not finish (a crash, a stop that could not wait for it, or a
+training cut short by a stop) is run again when the engine next starts.
+Ingest needs no journal: the watcher reads the watched folders at start-up
+and ingest is idempotent by content hash.
 """
 
 from __future__ import annotations
@@ -203,6 +204,9 @@ class PipelineQueue:
             try:
                 job.result = self._run(job)
                 job.status = "succeeded"
+            except EngineStopping as exc:  # cut short by a stop: not finished, not failed
+                job.error = exc
+                job.status = "interrupted"
             except Exception as exc:  # the job failed; the queue goes on
                 job.error = exc
                 job.status = "failed"
@@ -210,7 +214,8 @@ class PipelineQueue:
                 getattr(job.error, "msg", str(job.error)) if job.error else _outcome(job.result)
             )
             with self._cond:
-                if job.journal_id is not None:
+                # An interrupted job stays `running` in the journal: the next start runs it again.
+                if job.journal_id is not None and job.status != "interrupted":
                     self._journal.execute(
                         "UPDATE jobs SET status = ?, ended_at = ?, result_json = ?, error = ?"
                         " WHERE job_id = ?",

@@ -21,6 +21,7 @@ from engine.errors import MldeckError, TrainingError
 from engine.evaluate import apply_gates, better, classification_metrics, regression_metrics
 from engine.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.features import FeatureSpec, feature_spec
+from engine.jobs import EngineStopping
 from engine.monitor import record_reference_profile
 from engine.project import Project
 from engine.provenance import record_provenance
@@ -34,7 +35,7 @@ from engine.registry import (
 )
 from engine.scoring import score_version
 from engine.stage_runs import stage_run
-from engine.training import train_candidate
+from engine.training import Trainer, train_candidate
 from storage.catalog import utcnow
 
 
@@ -80,8 +81,14 @@ def train(
     events: EventSink = ignore_events,
     actor: str = "mldeck",
     only: list[str] | None = None,
+    trainer: Trainer | None = None,
 ) -> TrainResult:
-    """Prepare the dataset, then train, evaluate and register each configured candidate."""
+    """Prepare the dataset, then train, evaluate and register each configured candidate.
+
+    Args:
+        trainer: what fits and exports a candidate: None for `train_candidate` in this
+            process; an engine service passes its child process (`engine.training_worker`).
+    """
     config = project.config
     catalog = project.catalog
     if config.contract is None:
@@ -135,6 +142,7 @@ def train(
             champion_metrics,
             config_hash,
             events,
+            trainer or train_candidate,
         )
         for candidate in candidates
     ]
@@ -188,6 +196,7 @@ def _train_one(
     champion_metrics: dict[str, float | None] | None,
     config_hash: str,
     events: EventSink,
+    trainer: Trainer,
 ) -> CandidateOutcome:
     config = project.config
     catalog = project.catalog
@@ -210,11 +219,12 @@ def _train_one(
             {"candidate": candidate.name, "kind": candidate.kind, "dataset_id": dataset.dataset_id},
         ) as run:
             stage_run_id = run.run_id
-            trained = train_candidate(candidate, dataset, spec, seed, events)
+            trained = trainer(candidate, dataset, spec, seed, events)
             run.outputs = {
                 "device": trained.device,
                 "duration_s": round(trained.duration_s, 3),
                 "parity": trained.parity_max_abs_diff,
+                "pid": trained.pid,
             }
         training_run_id = _record_training_run(
             project,
@@ -259,6 +269,8 @@ def _train_one(
                 )
                 record_provenance(catalog, version, config_hash=config_hash, root=project.root)
             run.outputs = {"version": version, "onnx": onnx_hash}
+    except EngineStopping:  # not the candidate's failure: the whole job runs again
+        raise
     except Exception as exc:  # one candidate's failure must not stop the others
         message = exc.msg if isinstance(exc, MldeckError) else f"{type(exc).__name__}: {exc}"
         outcome.error = message

@@ -21,7 +21,7 @@ import hashlib
 import json
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from engine.registry import get_version, library_versions, version_metrics
 from engine.stage_runs import stage_run
 from storage.audit import append_entry
 from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from engine.training import Trainer
 
 TOLERANCE = 1e-6
 IDENTICAL = "identical"
@@ -240,13 +243,23 @@ def _compare(
 
 
 def reproduce_version(
-    project: Project, version: int, *, actor: str, events: EventSink = ignore_events
+    project: Project,
+    version: int,
+    *,
+    actor: str,
+    events: EventSink = ignore_events,
+    trainer: Trainer | None = None,
 ) -> Reproduction:
     """Retrain `version` from its recorded inputs, compare, and record the check.
 
+    Args:
+        trainer: see `engine.pipeline.train`.
+
     Raises:
         NotFoundError: no such version.
+        EngineStopping: the engine stopped during the rebuild.
     """
+    from engine.jobs import EngineStopping
     from engine.training import train_candidate
 
     catalog = project.catalog
@@ -258,7 +271,11 @@ def reproduce_version(
         if inputs is not None:
             _config, dataset, spec, candidate = inputs
             try:
-                trained = train_candidate(candidate, dataset, spec, int(row["seed"]), events)
+                trained = (trainer or train_candidate)(
+                    candidate, dataset, spec, int(row["seed"]), events
+                )
+            except EngineStopping:  # no verdict: the rebuild was cut short
+                raise
             except MldeckError as exc:
                 result.reasons.append(f"the rebuild failed: {exc.msg}")
             else:

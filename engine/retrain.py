@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import MldeckError, NotFoundError, RegistryError
 from engine.events import EventSink, RetrainProposed, ignore_events
@@ -28,6 +28,9 @@ from engine.registry import CHALLENGER, CHAMPION, alias_version, promote
 from engine.status import jsonable
 from storage.audit import append_entry
 from storage.catalog import utcnow
+
+if TYPE_CHECKING:
+    from engine.training import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +43,14 @@ def propose(
     evidence: dict[str, Any],
     on_event: EventSink = ignore_events,
     actor: str = "mldeck",
+    trainer: Trainer | None = None,
 ) -> dict[str, Any]:
     """Apply the retrain policy to a trigger.
 
     Args:
         trigger: what fired: schedule | alert | labels | person.
         evidence: why, as JSON-ready data (shown with the proposal).
+        trainer: see `engine.pipeline.train`.
 
     Returns:
         What happened: `{"policy", "trigger", "action": "proposed" | "pending" |
@@ -64,6 +69,7 @@ def propose(
             trigger=trigger,
             evidence=evidence,
             on_event=on_event,
+            trainer=trainer,
         )
         return {**answer, "action": "retrained", "retrain": result}
     catalog = project.catalog
@@ -93,6 +99,7 @@ def run_retrain(
     trigger: str = "person",
     evidence: dict[str, Any] | None = None,
     on_event: EventSink = ignore_events,
+    trainer: Trainer | None = None,
 ) -> dict[str, Any]:
     """Train on the recorded snapshots. The best new version that passes its gates and beats
     the champion on the same holdout becomes the challenger; under the `auto` policy it is
@@ -112,7 +119,7 @@ def run_retrain(
     details = {"trigger": trigger, "evidence": jsonable(evidence or {})}
     append_entry(catalog, actor=actor, action="retrain_started", reason=reason, details=details)
     try:
-        result = train(project, events=on_event, actor=actor)
+        result = train(project, events=on_event, actor=actor, trainer=trainer)
     except MldeckError as exc:
         append_entry(
             catalog,
@@ -183,6 +190,7 @@ def decide(
     actor: str,
     reason: str,
     on_event: EventSink = ignore_events,
+    trainer: Trainer | None = None,
 ) -> dict[str, Any]:
     """Accept (and run the retrain) or dismiss a pending proposal; audit-logged.
 
@@ -224,6 +232,7 @@ def decide(
             trigger=str(row["trigger"]),
             evidence=json.loads(row["evidence_json"]),
             on_event=on_event,
+            trainer=trainer,
         )
     return {"proposal_id": proposal_id, "status": status, "retrain": retrain}
 

@@ -38,6 +38,7 @@ from engine.registry import CHAMPION, alias_version, champion_history
 from engine.serving.control import ControlApi
 from engine.serving.front import EngineFront
 from engine.status import project_status
+from engine.training_worker import TrainingWorker
 from storage.catalog import Catalog, utcnow
 
 if TYPE_CHECKING:
@@ -79,7 +80,12 @@ class EngineService:
         self.parts = parts
         self.shadow_version = shadow_version
         self.hub = EventHub()
-        self._pipeline = LocalEngine(project, self.hub)
+        # This engine lives on beside a UI, an endpoint and a control API in its process, so
+        # the CPU-heavy part of training runs in a child that holds its own GIL. One-shot
+        # commands (LocalEngine's default) train in process: a fresh interpreter importing
+        # sklearn and torch costs 1-3 s, more than a small training.
+        self.training = TrainingWorker()
+        self._pipeline = LocalEngine(project, self.hub, trainer=self.training.train)
         self._reader = LocalEngine(_cursor_project(project), self.hub)
         self._read_lock = threading.Lock()
         self._serving_project = _cursor_project(project)
@@ -143,6 +149,8 @@ class EngineService:
             self.watcher.stop()
         if self._scheduler is not None:
             self._scheduler.join(timeout=5)
+        # A training cut short ends its job with EngineStopping; a journaled one runs again.
+        self.training.close()
         finished = self.queue.stop(grace_s)
         if self.front.serving is not None:
             self.front.serving.close()
@@ -374,7 +382,11 @@ class EngineService:
             result = pipeline.reproduce(args["version"], actor=args["actor"])
         elif job.kind == "propose":
             result = retrain.propose(
-                self.project, args["trigger"], args["evidence"], self.hub.publish
+                self.project,
+                args["trigger"],
+                args["evidence"],
+                self.hub.publish,
+                trainer=self.training.train,
             )
         elif job.kind == "recover":
             result = self._recover()

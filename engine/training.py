@@ -8,9 +8,11 @@ fixed; sklearn, skl2onnx and torch are imported only here, when training runs.
 from __future__ import annotations
 
 import difflib
+import os
 import pickle
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,12 @@ class TrainedModel:
     """The ONNX model's probabilities (or predictions) on the holdout."""
     parity_max_abs_diff: float
     duration_s: float
+    pid: int = field(default_factory=os.getpid)
+    """The process that trained it: the engine's, or its training worker's."""
+
+
+Trainer = Callable[[Candidate, Dataset, FeatureSpec, int, EventSink], TrainedModel]
+"""`train_candidate` or a stand-in with its signature (`engine.training_worker`)."""
 
 
 def _estimator(kind: str, task: str, seed: int) -> Any:

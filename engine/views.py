@@ -95,8 +95,9 @@ def quarantined(project: Project) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ pipeline
 
 
-_NOT_SUMMARISED = {"duration_s", "onnx", "snapshot", "fingerprint"}
-"""Outputs left out of a lane's line: timings (the lane shows the run's) and object hashes."""
+_NOT_SUMMARISED = {"duration_s", "onnx", "snapshot", "fingerprint", "pid"}
+"""Outputs left out of a lane's line: timings (the lane shows the run's), object hashes and
+the process that trained."""
 
 
 def _output_summary(outputs_json: str | None) -> str:
