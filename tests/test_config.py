@@ -9,7 +9,6 @@ import pytest
 
 from engine.config import (
     CLASSIFICATION_METRICS,
-    CONFIG_NAME,
     MODEL_KINDS,
     REGRESSION_METRICS,
     ColumnContract,
@@ -19,7 +18,7 @@ from engine.config import (
     write_inferred,
 )
 from engine.errors import ConfigError, ProjectError
-from engine.project import find_root, init_project, open_project
+from engine.project import CONFIG_NAME, find_root, init_project, open_project
 
 
 def write(tmp_path: Path, text: str) -> Path:
