@@ -15,13 +15,15 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlencode, urlsplit
 
 from engine.errors import MldeckError, ProjectError
 from engine.owner import project_token, read_owner
 from engine.project import STATE_DIR, Project, find_root
-from engine.status import jsonable
 
 if TYPE_CHECKING:
+    import http.client
+
     from engine.events import Event, EventHub, EventSink
     from engine.training import Trainer
 
@@ -30,6 +32,14 @@ CONNECT_RETRY_S = 5.0
 """An engine that just claimed the project may not listen yet: connection refusals are retried this long."""
 EVENTS_TIMEOUT_S = 60.0
 """The event stream sends a keep-alive comment well within this."""
+
+
+def _jsonable(value: Any) -> Any:
+    # engine.status (the registry and audit code behind it) is for local calls only;
+    # a command that reaches a running engine never loads it.
+    from engine.status import jsonable
+
+    return jsonable(value)
 
 
 class EngineClient(Protocol):
@@ -141,7 +151,7 @@ class LocalEngine:
     def models(self) -> list[dict[str, Any]]:
         from engine.registry import list_versions
 
-        versions: list[dict[str, Any]] = jsonable(list_versions(self.project.catalog))
+        versions: list[dict[str, Any]] = _jsonable(list_versions(self.project.catalog))
         return versions
 
     def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
@@ -164,7 +174,7 @@ class LocalEngine:
             )
         info = found.to_dict()
         report = info.pop("report")
-        answer: dict[str, Any] = jsonable({**report, "window": info})
+        answer: dict[str, Any] = _jsonable({**report, "window": info})
         return answer
 
     def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
@@ -177,7 +187,7 @@ class LocalEngine:
         )
         files = expand_paths([Path(p) for p in paths] or default)
         return [
-            jsonable(ingest_result_dict(project, ingest_dropped(project, path, self._sink)))
+            _jsonable(ingest_result_dict(project, ingest_dropped(project, path, self._sink)))
             for path in files
         ]
 
@@ -187,7 +197,7 @@ class LocalEngine:
         result = train(
             self.project, events=self._sink, actor=actor, only=only, trainer=self.trainer
         )
-        answer: dict[str, Any] = jsonable(train_result_dict(result))
+        answer: dict[str, Any] = _jsonable(train_result_dict(result))
         return answer
 
     def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]:
@@ -204,7 +214,7 @@ class LocalEngine:
         """A person asks for a retrain: it runs now, whatever the policy (the person decided)."""
         from engine.retrain import run_retrain
 
-        answer: dict[str, Any] = jsonable(
+        answer: dict[str, Any] = _jsonable(
             run_retrain(
                 self.project,
                 actor=actor,
@@ -223,7 +233,7 @@ class LocalEngine:
     def decide(self, proposal_id: int, *, accept: bool, actor: str, reason: str) -> dict[str, Any]:
         from engine.retrain import decide
 
-        answer: dict[str, Any] = jsonable(
+        answer: dict[str, Any] = _jsonable(
             decide(
                 self.project,
                 proposal_id,
@@ -309,7 +319,7 @@ class LocalEngine:
     def audit_verify(self) -> dict[str, Any]:
         from engine.audit import verify_audit
 
-        answer: dict[str, Any] = jsonable(verify_audit(self.project.catalog))
+        answer: dict[str, Any] = _jsonable(verify_audit(self.project.catalog))
         return answer
 
     def acknowledge_alert(self, alert_id: int) -> dict[str, Any]:
@@ -331,7 +341,7 @@ class LocalEngine:
                 title="No drift window",
             )
         info = result.window.to_dict()
-        answer: dict[str, Any] = jsonable(
+        answer: dict[str, Any] = _jsonable(
             {**info.pop("report"), "window": info, "serving": result.serving}
         )
         return answer
@@ -345,19 +355,19 @@ class LocalEngine:
     def explain(self, prediction_id: str) -> dict[str, Any]:
         from engine.lineage import explain_prediction
 
-        answer: dict[str, Any] = jsonable(explain_prediction(self.project.catalog, prediction_id))
+        answer: dict[str, Any] = _jsonable(explain_prediction(self.project.catalog, prediction_id))
         return answer
 
     def lineage(self, version: int) -> dict[str, Any]:
         from engine.lineage import version_lineage
 
-        answer: dict[str, Any] = jsonable(version_lineage(self.project.catalog, version))
+        answer: dict[str, Any] = _jsonable(version_lineage(self.project.catalog, version))
         return answer
 
     def reproduce(self, version: int, *, actor: str) -> dict[str, Any]:
         from engine.reproduce import reproduce_version
 
-        answer: dict[str, Any] = jsonable(
+        answer: dict[str, Any] = _jsonable(
             reproduce_version(self.project, version, actor=actor, trainer=self.trainer).to_dict()
         )
         return answer
@@ -365,13 +375,13 @@ class LocalEngine:
     def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
         from engine.alerts import list_alerts
 
-        found: list[dict[str, Any]] = jsonable(list_alerts(self.project.catalog, status=status))
+        found: list[dict[str, Any]] = _jsonable(list_alerts(self.project.catalog, status=status))
         return found
 
     def performance(self) -> list[dict[str, Any]]:
         from engine.performance import performance_windows
 
-        found: list[dict[str, Any]] = jsonable(performance_windows(self.project))
+        found: list[dict[str, Any]] = _jsonable(performance_windows(self.project))
         return found
 
     def events(self) -> Iterator[Event]:
@@ -391,35 +401,50 @@ class RemoteEngine:
         self.url = url.rstrip("/")
         self.token = token
 
-    def _request(self, path: str, payload: dict[str, Any] | None, timeout: float | None) -> Any:
-        import urllib.error
-        import urllib.request  # ~50 ms: only commands that reach an engine pay for it
+    def _request(
+        self, path: str, payload: dict[str, Any] | None, timeout: float | None
+    ) -> http.client.HTTPResponse:
+        """The engine's 2xx answer, unread (the caller reads and closes it).
 
-        request = urllib.request.Request(
-            self.url + path,
-            data=None if payload is None else json.dumps(payload).encode(),
-            method="GET" if payload is None else "POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
-        )
+        http.client, not urllib.request: a loopback call needs no proxies, redirects or
+        TLS, and urllib.request's imports (ssl, email, tempfile) cost ~25 ms per command.
+        """
+        import http.client
+
+        body = None if payload is None else json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {self.token}",
+            "Connection": "close",  # one call per connection: the response owns the socket
+        }
+        address = urlsplit(self.url)
         deadline = time.monotonic() + CONNECT_RETRY_S
         while True:
+            conn = http.client.HTTPConnection(
+                address.hostname or "127.0.0.1", address.port, timeout
+            )
             try:
-                return urllib.request.urlopen(request, timeout=timeout)
-            except urllib.error.HTTPError as exc:
-                try:
-                    body = json.loads(exc.read())
-                except ValueError:
-                    body = {}
-                raise MldeckError(
-                    body.get("error", f"the engine at {self.url} answered HTTP {exc.code}"),
-                    title=body.get("title"),
-                ) from exc
-            except (urllib.error.URLError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                if isinstance(reason, ConnectionRefusedError) and time.monotonic() < deadline:
+                conn.request("GET" if payload is None else "POST", path, body, headers)
+                response = conn.getresponse()
+            except OSError as exc:
+                conn.close()
+                if isinstance(exc, ConnectionRefusedError) and time.monotonic() < deadline:
                     time.sleep(0.1)
                     continue
-                raise ProjectError(f"the engine at {self.url} does not answer: {reason}") from exc
+                raise ProjectError(f"the engine at {self.url} does not answer: {exc}") from exc
+            if response.status < 400:
+                return response
+            try:
+                answer = json.loads(response.read())
+            except (OSError, ValueError):
+                answer = None
+            finally:
+                conn.close()
+            error = answer if isinstance(answer, dict) else {}
+            raise MldeckError(
+                error.get("error", f"the engine at {self.url} answered HTTP {response.status}"),
+                title=error.get("title"),
+            )
 
     def _call(
         self, path: str, payload: dict[str, Any] | None, timeout: float | None = CONTROL_TIMEOUT_S
@@ -489,8 +514,6 @@ class RemoteEngine:
 
     def _get(self, path: str, **query: Any) -> Any:
         params = {k: v for k, v in query.items() if v is not None}
-        from urllib.parse import urlencode
-
         return self._call(path + (f"?{urlencode(params)}" if params else ""), None)
 
     def archive(self, version: int, *, actor: str, reason: str) -> dict[str, Any]:
