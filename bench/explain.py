@@ -97,9 +97,15 @@ ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYT
 IMPORTS_ONLY = "import app.cli, engine.lineage, engine.project, duckdb"
 
 
+# The `mldeck` script the install put beside this Python, as a user runs it (`python -m app`
+# adds runpy's ~10 ms); the module where there is none.
+SCRIPT = Path(sys.executable).with_name("mldeck")
+MLDECK = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "app"]
+
+
 def run_process(args: list[str], cwd: Path) -> float:
     started = time.perf_counter()
-    command = [sys.executable, *args] if args[0] == "-c" else [sys.executable, "-m", "app", *args]
+    command = [sys.executable, *args] if args[0] == "-c" else [*MLDECK, *args]
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=ENV)
     took = time.perf_counter() - started
     if done.returncode != 0:
