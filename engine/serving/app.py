@@ -203,10 +203,10 @@ def _prepare_plain_lists(
     """
     names = model.input_names
     values = [columns[name] for name in names]
-    if not all(type(v) is list for v in values):
+    if set(map(type, values)) != {list}:  # set(map(...)): the checks run in C
         return None
     rows = len(values[0])
-    if rows == 0 or any(len(v) != rows for v in values):
+    if rows == 0 or set(map(len, values)) != {rows}:
         return None
     strings = [values[i] for i in model.string_positions]
     numbers = [values[i] for i in model.number_positions]

@@ -55,7 +55,7 @@ def build_feed(inputs: Sequence[tuple[str, bool]], requests: Sequence[PreparedCo
         parts = [request[name] for request in requests]
         if len(parts) == 1:
             feed[name] = column_array(parts[0], is_string)
-        elif all(isinstance(part, list) for part in parts):
+        elif set(map(type, parts)) == {list}:
             feed[name] = column_array(list(itertools.chain.from_iterable(parts)), is_string)
         else:
             feed[name] = np.concatenate([column_array(part, is_string) for part in parts])
