@@ -284,19 +284,25 @@ def time_help(root: Path) -> float:
 
 
 class FrameClock:
-    """Key events sent to a running app, timed to the first frame rendered for the new screen.
+    """Key events sent to a running app, timed to the first full frame written for the
+    new screen.
 
     The compositor renders a frame before `App._display` (which a headless app makes
-    write nothing), so each call is a painted frame.
+    write nothing), so each call is a painted frame. Counted: full frames (the whole
+    screen; a partial one over the old screen's would leave some of it on the terminal)
+    outside a batch update (`_display` drops those, and Textual's `switch_mode` holds
+    updates for a while, `App.delay_update`, then repaints the whole screen).
     """
 
     def __init__(self, app: Any) -> None:
+        from textual._compositor import LayoutUpdate
+
         self.app = app
         self.frames: list[tuple[float, Any]] = []
         display = app._display
 
         def recording_display(screen: Any, renderable: Any) -> None:
-            if renderable is not None:
+            if isinstance(renderable, LayoutUpdate) and not app._batch_count:
                 self.frames.append((time.perf_counter(), screen))
             display(screen, renderable)
 
