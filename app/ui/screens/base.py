@@ -7,9 +7,9 @@ the engine, and when the engine published events (the app follows them and
 reloads the shown screen at most every `LIVE_RELOAD_S`). Shown again, a screen
 reloads only when the engine changed since its last load (`MldeckApp.changes`)
 or that load is older than `RESUME_RELOAD_AFTER_S`: a key that flips between
-screens does not re-read the catalog each time. A reload never queues behind a slow one: while a load is running,
-the next is only marked as wanted. Errors go to the app's `report_failure`
-(a notification), never a crash.
+screens does not re-read the catalog each time. A reload never queues behind a
+slow one: while a load is running, the next is only marked as wanted. Errors go
+to the app's `report_failure` (a notification), never a crash.
 """
 
 from __future__ import annotations
