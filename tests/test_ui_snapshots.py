@@ -41,8 +41,7 @@ def showing(*keys: str) -> Callable[[Pilot[Any]], Any]:
     async def settle(pilot: Pilot[Any], mode: str | None = None) -> None:
         # `Pilot.press` returns when the process looks idle, which a loaded machine can
         # fake before the key is handled: a screen's key waits for its screen, or the
-        # old screen's data passes for the new one's and the snapshot catches the new
-        # one's tables before they measured their columns.
+        # old screen's loaded data would pass for the new one's.
         for _ in range(200):
             if mode is None or pilot.app.current_mode == mode:
                 break
