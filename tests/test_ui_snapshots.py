@@ -13,9 +13,12 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from app.ui.app import MldeckApp, make_app
+from app.ui.app import SCREENS, MldeckApp, make_app
 from app.ui.screens.base import DeckScreen
 from tests.ui_fixture import build_ui_project
+
+MODES = {str(i): mode for i, (mode, _, _) in enumerate(SCREENS, start=1)}
+"""The mode each digit key shows."""
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,14 @@ def deck(template: Path, tmp_path: Path) -> Iterator[MldeckApp]:
 
 
 def showing(*keys: str) -> Callable[[Pilot[Any]], Any]:
-    async def settle(pilot: Pilot[Any]) -> None:
+    async def settle(pilot: Pilot[Any], mode: str | None = None) -> None:
+        # `Pilot.press` returns when the process looks idle, which a loaded machine can
+        # fake before the key is handled: a screen's key waits for its screen, or the
+        # old screen's loaded data would pass for the new one's.
+        for _ in range(200):
+            if mode is None or pilot.app.current_mode == mode:
+                break
+            await pilot.pause(0.01)
         for _ in range(50):  # until the shown screen has drawn its data, and then some
             await pilot.pause()
             await pilot.app.workers.wait_for_complete()
@@ -53,7 +63,7 @@ def showing(*keys: str) -> Callable[[Pilot[Any]], Any]:
         await settle(pilot)  # the home screen's first load, before any key
         for key in keys:
             await pilot.press(key)
-            await settle(pilot)
+            await settle(pilot, MODES.get(key))
         for field in pilot.app.screen.query(Input):  # a blinking cursor is a coin toss
             field.cursor_blink = False
         await pilot.pause()

@@ -20,6 +20,7 @@ from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widget import AwaitMount
 from textual.worker import Worker, WorkerState
 
 from app.ui.messages import EngineChanged, EngineEventsArrived, FeedStepped
@@ -34,7 +35,7 @@ from app.ui.screens.pipeline import PipelineScreen
 from app.ui.screens.serving import ServingScreen
 from engine.client import EngineClient
 from engine.errors import MldeckError
-from engine.events import Event, JobFinished, RetrainProposed
+from engine.events import Event, JobFinished, Progress, RetrainProposed
 
 if TYPE_CHECKING:
     from engine.demo import QuarterFeed
@@ -57,6 +58,8 @@ LIVE_RELOAD_S = 0.5
 """Engine events reload the shown screen at most this often."""
 EVENTS_RETRY_S = 5.0
 """After the event stream ended or failed (a daemon restarting), follow it again after this."""
+SWITCH_HOLD_S = 0.001
+"""How long a switch to a screen shown before holds updates (see `MldeckApp.delay_update`)."""
 PROPOSAL_JOBS = ("propose", "decide", "snooze")
 PROMPT_LATER_S = 60.0
 """A retrain prompt put off with Escape is asked again after this."""
@@ -149,6 +152,11 @@ class MldeckApp(App[None]):
         self._events_concern_proposals = False
         self._last_live_reload = 0.0
         self._stop_following = threading.Event()
+        self._modes_mounted = {self.DEFAULT_MODE}
+        self.changes = 0
+        """Counts the engine's changes the UI heard of (events, its own actions): a screen
+        loaded before the latest one reloads when it is shown again."""
+        self._switching_to_mounted = False
 
     def on_mount(self) -> None:
         self.set_interval(self.refresh_s, self._check_proposals)
@@ -181,6 +189,8 @@ class MldeckApp(App[None]):
             self._stop_following.wait(EVENTS_RETRY_S)
 
     def _note_event(self, event: Event) -> None:
+        if isinstance(event, Progress):  # a step of a running stage: the catalog is as it was
+            return
         concerns_proposals = isinstance(event, RetrainProposed) or (
             isinstance(event, JobFinished) and event.kind in PROPOSAL_JOBS
         )
@@ -205,6 +215,7 @@ class MldeckApp(App[None]):
             self._events_concern_proposals = False
             self._events_posted = False
         self._last_live_reload = time.monotonic()
+        self.changes += 1
         self._reload_shown()
         if check_proposals:
             self._check_proposals()
@@ -220,6 +231,22 @@ class MldeckApp(App[None]):
         self.sub_title = f"{self._where} · demo: {message.step}"
 
     # -------------------------------------------------------------- keys and palette
+
+    def switch_mode(self, mode: str) -> AwaitMount:
+        self._switching_to_mounted = mode in self._modes_mounted
+        try:
+            return super().switch_mode(mode)
+        finally:
+            self._switching_to_mounted = False
+            self._modes_mounted.add(mode)
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        """Textual's `switch_mode` holds every update for `delay` (50 ms) to hide a new
+        mode's screen being composed, then repaints the whole screen. A screen mounted
+        before has nothing to hide, and the hold was most of a key's latency
+        (bench/ui_start.py): the hold then lasts only until the switch is done (a
+        timer cannot be 0 s)."""
+        super().delay_update(SWITCH_HOLD_S if self._switching_to_mounted else delay)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -291,6 +318,7 @@ class MldeckApp(App[None]):
 
     @on(EngineChanged)
     def _engine_changed(self) -> None:
+        self.changes += 1
         self._reload_shown()
 
     # -------------------------------------------------------------- retrain prompts

@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Input
 
 from app.ui.format import fmt_time
 from app.ui.screens.base import DeckScreen
+from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
     from engine.client import EngineClient
@@ -29,7 +30,7 @@ class AuditScreen(DeckScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="filter: actor, action, reason, v3 ...", id="audit-filter")
-        entries: DataTable[Any] = DataTable(id="audit-log", cursor_type="row", zebra_stripes=True)
+        entries = DeckTable(id="audit-log", cursor_type="row", zebra_stripes=True)
         entries.border_title = "Audit log"
         yield entries
 

@@ -15,6 +15,7 @@ from textual.widgets import DataTable
 from app.ui.format import fmt_time, short_hash, status_text
 from app.ui.screens.base import DeckScreen
 from app.ui.screens.dialogs import Confirmed, ReasonDialog
+from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
     from engine.client import EngineClient
@@ -41,14 +42,14 @@ class DataScreen(DeckScreen):
         self.quarantined: dict[int, dict[str, Any]] = {}
 
     def compose_body(self) -> ComposeResult:
-        batches: DataTable[Any] = DataTable(id="batches", cursor_type="row", zebra_stripes=True)
+        batches = DeckTable(id="batches", cursor_type="row", zebra_stripes=True)
         batches.border_title = "Batches"
         yield batches
         with Horizontal(id="data-panels"):
-            issues: DataTable[Any] = DataTable(id="issues", cursor_type="row")
+            issues = DeckTable(id="issues", cursor_type="row")
             issues.border_title = "Issues"
             yield issues
-            quarantine: DataTable[Any] = DataTable(id="quarantine", cursor_type="row")
+            quarantine = DeckTable(id="quarantine", cursor_type="row")
             quarantine.border_title = "Quarantine"
             yield quarantine
 

@@ -13,6 +13,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Static
 
+from app.ui.widgets.table import DeckTable
+
 
 @dataclass(frozen=True)
 class Confirmed:
@@ -84,7 +86,7 @@ class KeysScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="keys", classes="dialog"):
             yield Label("Keys", classes="dialog-title")
-            yield DataTable(id="keys-table", cursor_type="none", zebra_stripes=True)
+            yield DeckTable(id="keys-table", cursor_type="none", zebra_stripes=True)
             yield Static("Escape closes · Ctrl+P opens the command palette", classes="dim")
 
     def on_mount(self) -> None:
@@ -131,7 +133,7 @@ class RetrainPrompt(ModalScreen[PromptAnswer | None]):
             yield Static(f"The {proposal.get('trigger', 'retrain')} trigger proposes a retrain.")
             evidence = proposal.get("evidence") or {}
             if evidence:
-                table: DataTable[str] = DataTable(id="evidence", cursor_type="none")
+                table = DeckTable(id="evidence", cursor_type="none")
                 yield table
             yield Input(placeholder="reason (recorded in the audit log)", id="reason")
             with Horizontal(classes="dialog-buttons"):

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Static
 
 from app.ui.format import fmt_num, status_text
 from app.ui.screens.base import DeckScreen
+from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
     from app.ui.widgets.charts import HistogramChart, TrendChart
@@ -31,9 +32,7 @@ class DriftScreen(DeckScreen):
 
         with Horizontal(id="drift-body"):
             with Vertical(id="drift-left"):
-                features: DataTable[Any] = DataTable(
-                    id="features", cursor_type="row", zebra_stripes=True
-                )
+                features = DeckTable(id="features", cursor_type="row", zebra_stripes=True)
                 features.border_title = "Features (latest window)"
                 yield features
                 yield Static(id="prediction-drift", classes="panel")

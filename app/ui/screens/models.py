@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Static
 from app.ui.format import fmt_num, fmt_time, metric_label, short_hash, status_text
 from app.ui.screens.base import DeckScreen
 from app.ui.screens.dialogs import Confirmed, ReasonDialog
+from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
     from engine.client import EngineClient
@@ -38,9 +39,7 @@ class ModelsScreen(DeckScreen):
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="models-body"):
-            registry: DataTable[Any] = DataTable(
-                id="registry", cursor_type="row", zebra_stripes=True
-            )
+            registry = DeckTable(id="registry", cursor_type="row", zebra_stripes=True)
             registry.border_title = "Registry"
             yield registry
             with VerticalScroll(id="lineage-pane") as pane:

@@ -11,6 +11,7 @@ from textual.widgets import DataTable
 
 from app.ui.format import fmt_num, metric_label
 from app.ui.screens.base import DeckScreen
+from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
     from app.ui.widgets.charts import TrendChart
@@ -25,7 +26,7 @@ class PerformanceScreen(DeckScreen):
         from app.ui.widgets.charts import TrendChart  # plotext: imported when first shown
 
         yield TrendChart(id="performance-chart")
-        windows: DataTable[Any] = DataTable(id="windows", cursor_type="row", zebra_stripes=True)
+        windows = DeckTable(id="windows", cursor_type="row", zebra_stripes=True)
         windows.border_title = "Windows"
         yield windows
 

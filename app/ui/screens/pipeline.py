@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Static
 
 from app.ui.format import fmt_duration, fmt_num, fmt_time, metric_label, status_text
 from app.ui.screens.base import DeckScreen
+from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
     from engine.client import EngineClient
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 class PipelineScreen(DeckScreen):
     def compose_body(self) -> ComposeResult:
-        lanes: DataTable[Any] = DataTable(id="lanes", cursor_type="row", zebra_stripes=True)
+        lanes = DeckTable(id="lanes", cursor_type="row", zebra_stripes=True)
         lanes.border_title = "Stages"
         yield lanes
         with Horizontal(id="pipeline-panels"):

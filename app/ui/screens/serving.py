@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Static
 
 from app.ui.format import fmt_time
 from app.ui.screens.base import DeckScreen
+from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
     from engine.client import EngineClient
@@ -27,7 +28,7 @@ class ServingScreen(DeckScreen):
         with Horizontal(id="serving-panels"):
             yield Static(id="endpoint", classes="panel")
             yield Static(id="traffic", classes="panel")
-        versions: DataTable[Any] = DataTable(id="served-versions", cursor_type="row")
+        versions = DeckTable(id="served-versions", cursor_type="row")
         versions.border_title = "By version (last minute)"
         yield versions
 
