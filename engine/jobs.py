@@ -24,7 +24,9 @@ from engine.errors import MldeckError
 from engine.events import EventSink, JobFinished, JobQueued, JobStarted, ignore_events
 from storage.catalog import Catalog, utcnow
 
-JOURNALED_KINDS = frozenset({"train", "retrain"})
+JOURNALED_KINDS = frozenset({"train", "retrain", "decide"})
+"""Jobs that run again at the next start when an engine stopped or died during them
+(`decide`: the retrain of an accepted proposal)."""
 
 
 class EngineStopping(MldeckError):
@@ -40,6 +42,8 @@ class Job:
     key: str | None = None
     """Jobs with the same key are not queued twice (a file seen by two events)."""
     journal_id: int | None = None
+    resumed: bool = False
+    """Queued again from the journal: a previous engine started it and did not finish."""
     status: str = "queued"
     submitted_at: str = field(default_factory=lambda: utcnow().isoformat(timespec="seconds") + "Z")
     done: threading.Event = field(default_factory=threading.Event)
@@ -95,6 +99,7 @@ class PipelineQueue:
                 args = json.loads(row["args_json"])
                 job = Job(next(self._ids), row["kind"], args, _subject(row["kind"], args))
                 job.journal_id = int(row["job_id"])
+                job.resumed = True
                 self._journal.execute(
                     "UPDATE jobs SET status = 'queued' WHERE job_id = ?", [job.journal_id]
                 )

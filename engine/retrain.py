@@ -191,8 +191,14 @@ def decide(
     reason: str,
     on_event: EventSink = ignore_events,
     trainer: Trainer | None = None,
+    resumed: bool = False,
 ) -> dict[str, Any]:
     """Accept (and run the retrain) or dismiss a pending proposal; audit-logged.
+
+    Args:
+        resumed: this decision was started by an engine that stopped before it
+            finished (the jobs journal): if it was recorded already, only the
+            accepted proposal's retrain runs (again).
 
     Returns:
         `{"proposal_id", "status", "retrain"}`; `retrain` is `run_retrain`'s
@@ -207,22 +213,24 @@ def decide(
     )
     if row is None:
         raise NotFoundError(f"no retrain proposal {proposal_id} (mldeck retrain --list)")
-    if row["status"] != "pending":
-        raise RegistryError(f"retrain proposal {proposal_id} is already {row['status']}")
     status = "accepted" if accept else "dismissed"
-    with catalog.transaction():
-        catalog.execute(
-            "UPDATE retrain_proposals SET status = ?, decided_at = ?, decided_by = ?,"
-            " decision_reason = ? WHERE proposal_id = ?",
-            [status, utcnow(), actor, reason, proposal_id],
-        )
-        append_entry(
-            catalog,
-            actor=actor,
-            action=f"retrain_{status}",
-            reason=reason,
-            details={"proposal_id": proposal_id, "trigger": row["trigger"]},
-        )
+    recorded = resumed and row["status"] == status
+    if row["status"] != "pending" and not recorded:
+        raise RegistryError(f"retrain proposal {proposal_id} is already {row['status']}")
+    if not recorded:
+        with catalog.transaction():
+            catalog.execute(
+                "UPDATE retrain_proposals SET status = ?, decided_at = ?, decided_by = ?,"
+                " decision_reason = ? WHERE proposal_id = ?",
+                [status, utcnow(), actor, reason, proposal_id],
+            )
+            append_entry(
+                catalog,
+                actor=actor,
+                action=f"retrain_{status}",
+                reason=reason,
+                details={"proposal_id": proposal_id, "trigger": row["trigger"]},
+            )
     retrain = None
     if accept:
         retrain = run_retrain(

@@ -361,6 +361,19 @@ class EngineService:
             incoming = self._preload(stack[-2]) if len(stack) >= 2 else None
             result = pipeline.rollback(actor=args["actor"], reason=args["reason"])
             self._serve(incoming)
+        elif job.kind == "decide" and job.resumed:
+            # The interrupted run may have recorded the decision: what follows it (an
+            # accepted proposal's retrain) runs again; nobody waits for this answer.
+            result = retrain.decide(
+                self.project,
+                args["proposal_id"],
+                accept=args["accept"],
+                actor=args["actor"],
+                reason=args["reason"],
+                on_event=self.hub.publish,
+                trainer=self.training.train,
+                resumed=True,
+            )
         elif job.kind == "decide":
             result = pipeline.decide(
                 args["proposal_id"],

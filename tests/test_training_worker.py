@@ -303,3 +303,66 @@ def test_a_worker_started_under_a_terminal_ui_trains_and_writes_nothing_on_the_t
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("trained in ")
     assert done.stderr == ""
+
+
+def test_an_accepted_retrain_cut_short_by_a_stop_runs_at_the_next_start(
+    make_project: Any, small_reference: Path
+) -> None:
+    from engine.retrain import propose
+
+    root = ingested(make_project("accepted", models=SLOW), small_reference)
+    with open_project(root) as project:
+        proposal = propose(project, "person", {"note": "a test"})["proposal_id"]
+    service = started(root)
+    events = service.hub.subscribe()
+    outcome: dict[str, Any] = {}
+
+    def accept() -> None:
+        try:
+            service.decide(proposal, accept=True, actor="tester", reason="looks right")
+        except MldeckError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    next_event(events, fitting("slow"))
+    assert service.close()
+    thread.join(10)
+    assert isinstance(outcome["error"], EngineStopping)
+    with open_project(root) as project:
+        assert project.catalog.rows("SELECT kind, status FROM jobs") == [
+            {"kind": "decide", "status": "running"}
+        ]
+        config = root / "mldeck.toml"  # the rerun trains what the config says then: fast
+        config.write_text(config.read_text().replace("n_estimators = 20000", "n_estimators = 5"))
+
+    service = started(root)
+    try:
+        wait_until(service.queue.idle, 120, "the resumed decision")
+    finally:
+        assert service.close()
+    with open_project(root) as project:
+        catalog = project.catalog
+        assert catalog.rows("SELECT kind, status FROM jobs") == [
+            {"kind": "decide", "status": "succeeded"}
+        ]
+        actions = [
+            r["action"] for r in catalog.rows("SELECT action FROM audit_log ORDER BY entry_id")
+        ]
+        status = catalog.scalar(
+            "SELECT status FROM retrain_proposals WHERE proposal_id = ?", [proposal]
+        )
+        versions = catalog.scalar("SELECT count(*) FROM model_versions")
+    assert status == "accepted"
+    assert actions.count("retrain_accepted") == 1  # recorded once, by the first run
+    # the first run's retrain was cut short; the resumed one finished
+    assert actions[actions.index("retrain_accepted") :] == [
+        "retrain_accepted",
+        "retrain_started",
+        "retrain_failed",
+        "retrain_started",
+        "promote",  # the project had no champion: its first model becomes one
+        "retrain_finished",
+    ]
+    # linear, registered by the first run before slow was cut; linear and slow by the resumed one
+    assert versions == 3
