@@ -14,8 +14,8 @@ one cursor each.
 On start the service recovers what a previous engine left unfinished: stage
 runs left `running` were marked interrupted when the catalog was opened; an
 interrupted ingest whose file is still there is ingested again (by content hash,
-so at most once), an interrupted drift check is run again, and journaled train
-and retrain jobs that did not finish run again.
+so at most once), an interrupted drift check is run again, and journaled jobs
+(train, retrain, an accepted proposal's retrain) that did not finish run again.
 """
 
 from __future__ import annotations
