@@ -115,9 +115,7 @@ def run_process(args: list[str], cwd: Path) -> float:
 
 def explain_through_engine(root: Path, ids: list[str]) -> tuple[list[float], list[float]]:
     """`mldeck explain` timed while `mldeck serve` owns the project; --help beside it."""
-    import urllib.request
-
-    from tests.conftest import free_port
+    from bench.serve import free_port, wait_ready
 
     port = free_port()
     server = subprocess.Popen(
@@ -128,15 +126,8 @@ def explain_through_engine(root: Path, ids: list[str]) -> tuple[list[float], lis
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("mldeck serve did not come up") from None
-                time.sleep(0.2)
+        if not wait_ready(port, timeout=60):
+            raise SystemExit("mldeck serve did not come up")
         run_process(["explain", ids[0], "--json"], root)  # the engine's first query
         attached, helps = [], []
         for pid in ids:
