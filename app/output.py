@@ -7,6 +7,8 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from engine.formatting import fmt_num as fmt_num  # shared with the HTML report
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
@@ -55,17 +57,6 @@ METRIC_LABELS = {"accuracy": "acc", "roc_auc": "auc", "log_loss": "logloss"}
 
 def metric_label(name: str) -> str:
     return METRIC_LABELS.get(name, name)
-
-
-def fmt_num(value: Any, digits: int = 4) -> str:
-    """A figure for a table: tiny floats in scientific notation, None as a dash."""
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        if value != 0 and abs(value) < 10**-digits:
-            return f"{value:.1e}"
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def fmt_metric(value: float | None, digits: int = 4) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import MldeckError
+from engine.formatting import fmt_num
 from engine.project import Project
 from storage.catalog import utcnow
 
@@ -48,16 +49,6 @@ svg text { font-size: 10px; fill: #333; }
 
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    if isinstance(value, float):
-        if value != 0 and abs(value) < 10**-digits:
-            return f"{value:.1e}"
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 # ------------------------------------------------------------------ SVG charts
@@ -229,8 +220,8 @@ def _drift_table(report: dict[str, Any]) -> str:
         rows.append(
             "<tr>"
             f"<td>{_e(f['feature'])}</td><td>{_e(f['kind'])}</td><td>{_e(f['method'] or '—')}</td>"
-            f'<td class="num">{_fmt(f["score"])}</td><td class="num">{_fmt(f["p_value"])}</td>'
-            f'<td class="num">{_fmt(f["threshold"])}</td>'
+            f'<td class="num">{fmt_num(f["score"])}</td><td class="num">{fmt_num(f["p_value"])}</td>'
+            f'<td class="num">{fmt_num(f["threshold"])}</td>'
             f'<td class="{STATUS_CLASS.get(status, "")}">{_e(status)}</td><td>{_e(new or "—")}</td>'
             "</tr>"
         )
@@ -365,7 +356,7 @@ def build_report(project: Project) -> str:
             f"<tr><td>{_e(w['window_ref'])}</td><td>v{w['model_version']}</td>"
             f'<td class="num">{w["n_labelled"]}</td>'
             + "".join(
-                f'<td class="num">{_fmt(w["metrics"].get(m))} ({_fmt(w["holdout"].get(m))})</td>'
+                f'<td class="num">{fmt_num(w["metrics"].get(m))} ({fmt_num(w["holdout"].get(m))})</td>'
                 for m in metric_names
             )
             + "</tr>"
