@@ -25,6 +25,7 @@ from engine.ingest import ingest_file
 from engine.jobs import EngineStopping
 from engine.owner import pid_alive
 from engine.project import open_project
+from engine.retrain import propose
 from engine.service import EngineService
 from engine.training import train_candidate
 from engine.training_worker import TrainingWorker
@@ -308,8 +309,6 @@ def test_a_worker_started_under_a_terminal_ui_trains_and_writes_nothing_on_the_t
 def test_an_accepted_retrain_cut_short_by_a_stop_runs_at_the_next_start(
     make_project: Any, small_reference: Path
 ) -> None:
-    from engine.retrain import propose
-
     root = ingested(make_project("accepted", models=SLOW), small_reference)
     with open_project(root) as project:
         proposal = propose(project, "person", {"note": "a test"})["proposal_id"]
@@ -333,8 +332,8 @@ def test_an_accepted_retrain_cut_short_by_a_stop_runs_at_the_next_start(
         assert project.catalog.rows("SELECT kind, status FROM jobs") == [
             {"kind": "decide", "status": "running"}
         ]
-        config = root / "mldeck.toml"  # the rerun trains what the config says then: fast
-        config.write_text(config.read_text().replace("n_estimators = 20000", "n_estimators = 5"))
+    config = root / "mldeck.toml"  # the rerun trains what the config says then: fast
+    config.write_text(config.read_text().replace("n_estimators = 20000", "n_estimators = 5"))
 
     service = started(root)
     try:
