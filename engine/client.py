@@ -22,8 +22,7 @@ from engine.owner import project_token, read_owner
 from engine.project import STATE_DIR, Project, find_root
 
 if TYPE_CHECKING:
-    import http.client
-
+    from engine import loopback
     from engine.events import Event, EventHub, EventSink
     from engine.training import Trainer
 
@@ -403,43 +402,37 @@ class RemoteEngine:
 
     def _request(
         self, path: str, payload: dict[str, Any] | None, timeout: float | None
-    ) -> http.client.HTTPResponse:
-        """The engine's 2xx answer, unread (the caller reads and closes it).
-
-        http.client, not urllib.request: a loopback call needs no proxies, redirects or
-        TLS, and urllib.request's imports (ssl, email, tempfile) cost ~25 ms per command.
-        """
-        import http.client
+    ) -> loopback.Response:
+        """The engine's 2xx answer, unread (the caller reads and closes it)."""
+        from engine import loopback
 
         body = None if payload is None else json.dumps(payload).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {self.token}",
-            "Connection": "close",  # one call per connection: the response owns the socket
-        }
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
         address = urlsplit(self.url)
         deadline = time.monotonic() + CONNECT_RETRY_S
         while True:
-            conn = http.client.HTTPConnection(
-                address.hostname or "127.0.0.1", address.port, timeout
-            )
             try:
-                conn.request("GET" if payload is None else "POST", path, body, headers)
-                response = conn.getresponse()
+                response = loopback.request(
+                    address.hostname or "127.0.0.1",
+                    address.port or 80,
+                    "GET" if payload is None else "POST",
+                    path,
+                    body,
+                    headers,
+                    timeout,
+                )
             except OSError as exc:
-                conn.close()
                 if isinstance(exc, ConnectionRefusedError) and time.monotonic() < deadline:
                     time.sleep(0.1)
                     continue
                 raise ProjectError(f"the engine at {self.url} does not answer: {exc}") from exc
             if response.status < 400:
                 return response
-            try:
-                answer = json.loads(response.read())
-            except (OSError, ValueError):
-                answer = None
-            finally:
-                conn.close()
+            with response:
+                try:
+                    answer = json.loads(response.read())
+                except (OSError, ValueError):
+                    answer = None
             error = answer if isinstance(answer, dict) else {}
             raise MldeckError(
                 error.get("error", f"the engine at {self.url} answered HTTP {response.status}"),
