@@ -25,19 +25,26 @@ def default_actor() -> str:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-def engine_client(ctx: click.Context) -> EngineClient:
+def engine_client(ctx: click.Context, read_only: bool = False) -> EngineClient:
     """The engine this command talks to: the one that holds the project, if one does
-    (its control API), else the catalog opened here."""
+    (its control API), else the catalog opened here.
+
+    Args:
+        read_only: the command only looks things up: a catalog opened here is opened
+            read-only, which starts ~150 ms sooner (see `Catalog.open`).
+    """
     from engine.client import LocalEngine, remote_engine
 
-    return remote_engine(Path(ctx.obj["project"])) or LocalEngine(open_here(ctx))
+    remote = remote_engine(Path(ctx.obj["project"]))
+    return remote or LocalEngine(open_here(ctx, recover=not read_only, read_only=read_only))
 
 
-def open_here(ctx: click.Context, recover: bool = True) -> Project:
+def open_here(ctx: click.Context, recover: bool = True, read_only: bool = False) -> Project:
     """Open the project for this command; refuse clearly when an engine holds it.
 
     Args:
         recover: mark the stage runs that a dead process left running as interrupted.
+        read_only: open the catalog read-only (`Catalog.open`).
     """
     from engine.owner import read_owner
     from engine.project import STATE_DIR, find_root, open_project
@@ -51,7 +58,7 @@ def open_here(ctx: click.Context, recover: bool = True) -> Project:
             f"{owner.url}); `mldeck {ctx.info_name}` cannot run beside it: stop it first",
             title="Project in use",
         )
-    project = open_project(root)
+    project = open_project(root, read_only=read_only)
     if recover:
         mark_interrupted(project.catalog)
     ctx.call_on_close(project.close)

@@ -95,6 +95,12 @@ def init_project(root: Path, target: str | None = None, id_column: str | None = 
 
 
 def open_project(start: Path, read_only: bool = False) -> Project:
+    """Open the project that holds `start`.
+
+    Args:
+        read_only: for commands that only look things up: the catalog is opened
+            read-only (see `Catalog.open`) and the state folders are not created.
+    """
     # Imported here, not at the top: commands that only find the project to reach
     # its running engine need neither (~30 ms).
     from engine.config import load_config

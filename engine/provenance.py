@@ -13,7 +13,6 @@ Versions registered before this was recorded have no row; readers get
 from __future__ import annotations
 
 import subprocess
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,9 @@ GIT_TIMEOUT_S = 5.0
 
 
 def mldeck_version() -> str:
+    # Imported here: it costs ~50 ms, and `explain` reads provenance but never writes it.
+    from importlib import metadata
+
     try:
         return metadata.version("mldeck")
     except metadata.PackageNotFoundError:

@@ -6,11 +6,13 @@ lock conflict into `CatalogLockedError`, naming the process that holds it.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from storage.errors import CatalogError, CatalogLockedError
@@ -27,6 +29,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _driver(read_only: bool) -> ModuleType:
+    """DuckDB's module for a connection (see `Catalog.open`).
+
+    Imported here, not at the top: duckdb costs ~0.2 s to import, and commands that
+    talk to a running engine (or only read engine.json) never open a catalog.
+    """
+    if read_only:
+        # The package re-exports its C extension under this name; fall back to the
+        # package should a release stop shipping it.
+        try:
+            return importlib.import_module("_duckdb")
+        except ImportError:
+            pass
+    return importlib.import_module("duckdb")
+
+
 class Catalog:
     """A connection to a project's catalog with small row helpers."""
 
@@ -37,11 +55,19 @@ class Catalog:
 
     @classmethod
     def open(cls, path: Path, read_only: bool = False) -> Catalog:
-        """Open (creating if needed) and migrate the catalog at `path`."""
-        # Imported here, not at the top: duckdb costs ~0.2 s to import, and commands
-        # that talk to a running engine (or only read engine.json) never open a catalog.
-        import duckdb
+        """Open (creating if needed) and migrate the catalog at `path`.
 
+        Args:
+            read_only: open it for reading only, for commands that only look things up.
+                Such a connection comes from DuckDB's C extension alone, whose import
+                costs ~50 ms against ~200 ms for the `duckdb` package, and lacks the
+                relational API (`.sql()`) until `duckdb` is imported. A catalog that
+                does not exist yet or needs migrating is opened for writing instead, so
+                that a catalog written by an older mldeck stays readable.
+        """
+        if read_only and not path.exists():
+            return cls.open(path)
+        duckdb = _driver(read_only)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = duckdb.connect(str(path), read_only=read_only)
@@ -59,13 +85,15 @@ class Catalog:
             raise CatalogError(f"cannot open {path}: {exc}") from exc
         catalog = cls(conn, path)
         try:
-            if read_only:
-                catalog.check_version()
-            else:
+            outdated = read_only and catalog.check_version() < SCHEMA_VERSION
+            if not read_only:
                 catalog.migrate()
         except BaseException:
             conn.close()  # never leave a half-opened catalog holding the file
             raise
+        if outdated:
+            catalog.close()
+            return cls.open(path)
         return catalog
 
     def close(self) -> None:

@@ -156,6 +156,43 @@ def test_a_failing_migration_is_rolled_back_whole(
         assert cat.schema_version() == SCHEMA_VERSION
 
 
+def test_a_read_only_catalog_reads_and_refuses_writes(cat_path: Path) -> None:
+    with Catalog.open(cat_path) as cat:
+        cat.execute("INSERT INTO aliases VALUES ('champion', 3, TIMESTAMP '2024-01-01 00:00:00')")
+    with Catalog.open(cat_path, read_only=True) as cat:
+        assert cat.schema_version() == SCHEMA_VERSION
+        assert cat.rows("SELECT alias, version FROM aliases") == [
+            {"alias": "champion", "version": 3}
+        ]
+        with pytest.raises(duckdb.Error, match="read-only"):
+            cat.execute("DELETE FROM aliases")
+    with Catalog.open(cat_path) as cat:
+        assert cat.scalar("SELECT count(*) FROM aliases") == 1
+
+
+def test_a_read_only_open_of_an_older_catalog_migrates_it(
+    cat_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lookup after an upgrade still works: the old catalog is migrated first."""
+    with Catalog.open(cat_path) as cat:
+        cat.execute("INSERT INTO aliases VALUES ('champion', 1, TIMESTAMP '2024-01-01 00:00:00')")
+    extra = Migration(SCHEMA_VERSION + 1, "add note", "ALTER TABLE aliases ADD COLUMN note VARCHAR")
+    monkeypatch.setattr(catalog_module, "MIGRATIONS", [*MIGRATIONS, extra])
+    monkeypatch.setattr(catalog_module, "SCHEMA_VERSION", extra.number)
+    with Catalog.open(cat_path, read_only=True) as cat:
+        assert cat.schema_version() == extra.number
+        assert cat.rows("SELECT alias, version, note FROM aliases") == [
+            {"alias": "champion", "version": 1, "note": None}
+        ]
+
+
+def test_a_read_only_open_of_a_missing_catalog_creates_it(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "catalog.duckdb"
+    with Catalog.open(path, read_only=True) as cat:
+        assert cat.schema_version() == SCHEMA_VERSION
+        assert REQUIRED_TABLES <= tables(cat)
+
+
 def test_a_catalog_newer_than_this_code_is_refused(cat_path: Path) -> None:
     newer = SCHEMA_VERSION + 5
     with Catalog.open(cat_path) as cat:

@@ -68,7 +68,7 @@ def audit(
     """
     if ctx.invoked_subcommand is not None:
         return
-    client = engine_client(ctx)
+    client = engine_client(ctx, read_only=True)
     entries = client.audit_entries(since=since, until=until, kinds=list(kinds) or None)
     chain = client.audit_verify()
     if as_json:
@@ -124,7 +124,7 @@ def _listing(
 @click.pass_context
 def verify(ctx: click.Context, as_json: bool) -> None:
     """Recompute the audit log's hash chain; exit 1 naming the first broken entry."""
-    chain = engine_client(ctx).audit_verify()
+    chain = engine_client(ctx, read_only=True).audit_verify()
     if as_json:
         output.print_json(chain)
     elif chain["intact"]:

@@ -213,7 +213,7 @@ def explain(ctx: click.Context, prediction_id: str, as_json: bool, out: Path | N
     version's training snapshots, feature definition, params, seed, device,
     library and code versions, and who promoted it, when and why.
     """
-    found = engine_client(ctx).explain(prediction_id)
+    found = engine_client(ctx, read_only=True).explain(prediction_id)
     title = f"mldeck explain {prediction_id}"
     if out is not None:
         write_report(out, title, prediction_sections(found, None))
@@ -238,7 +238,7 @@ def lineage(ctx: click.Context, version: int, as_json: bool, out: Path | None) -
     rollback and reproduction that touched it, and its logged predictions
     counted by day. Works for archived and superseded versions.
     """
-    record = engine_client(ctx).lineage(version)
+    record = engine_client(ctx, read_only=True).lineage(version)
     days = record["predictions_by_day"]
     sections = [
         *version_sections(record),
