@@ -75,6 +75,11 @@ def make_session(
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # onnxruntime's pool threads busy-wait after each run by default. Served, that
+    # burned the cores the request thread, the HTTP server and the prediction log
+    # need: 100-row requests cost ~3.4-4.2 ms of CPU each with spinning, ~2.1-2.7
+    # without, and 1-row requests were unchanged (bench/serve.py, bench/RESULTS.md).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(
         model_bytes, options, providers=providers or ["CPUExecutionProvider"]
     )
