@@ -94,7 +94,7 @@ def ms(samples: list[float]) -> str:
 # which makes every process compile mldeck's modules again, ~0.1 s).
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-IMPORTS_ONLY = "import app.cli, engine.lineage, engine.project, duckdb"
+IMPORTS_ONLY = "import app.cli, engine.lineage, engine.project, _duckdb"
 
 
 # The `mldeck` script the install put beside this Python, as a user runs it (`python -m app`

@@ -9,7 +9,10 @@ and 32 connections, over /invocations (dataframe_split JSON) and
 /v2/models/{name}/infer (JSON). In the same run it times onnxruntime in
 process on the same rows (session.run with a prebuilt feed) as the ceiling.
 After each server stops it checks that the catalog's predictions table holds
-one row per row the server scored. Always exits 0.
+one row per row the server scored. For each wrk run it also reports the CPU time
+per request of the server process and of wrk, and the requests/s this machine's
+cores would allow at that cost with every core busy: the ceiling of one
+serving process sharing the machine with its load generator. Always exits 0.
 
     .venv/bin/python bench/serve.py                    # ~2.5 minutes
     .venv/bin/python bench/serve.py --duration 8 --servers granian
@@ -29,6 +32,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -241,6 +245,18 @@ def run_wrk(url: str, body_file: Path, connections: int, duration: int) -> dict[
     return result
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a live process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def waited_children_cpu_s() -> float:
+    """CPU seconds of the child processes this one has waited for (wrk's runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def logged_rows(root: Path) -> int:
     from engine.project import open_project
 
@@ -276,7 +292,11 @@ def bench_server(
                     continue
                 url = f"http://127.0.0.1:{port}{paths[endpoint]}"
                 run_wrk(url, body_file, connections, 1)  # warm-up
+                server_cpu, wrk_cpu = process_cpu_s(proc.pid), waited_children_cpu_s()
                 r: dict[str, Any] = dict(run_wrk(url, body_file, connections, duration))
+                done = max(r.get("requests", 0.0), 1.0)
+                r["server_cpu_us"] = (process_cpu_s(proc.pid) - server_cpu) / done * 1e6
+                r["wrk_cpu_us"] = (waited_children_cpu_s() - wrk_cpu) / done * 1e6
                 r.update(server=server, endpoint=endpoint, rows=rows, connections=connections)
                 r["rows_s"] = r.get("rps", 0.0) * rows
                 results.append(r)
@@ -284,7 +304,8 @@ def bench_server(
                     f"  {server:8} {endpoint:12} {rows:>3} rows c={connections:<2} "
                     f"{r.get('rps', 0):>8.0f} req/s {r['rows_s']:>9.0f} rows/s "
                     f"p50 {r.get('p50', 0):6.2f} ms p99 {r.get('p99', 0):6.2f} ms "
-                    f"non-2xx {r['non_2xx']:.0f}",
+                    f"non-2xx {r['non_2xx']:.0f} CPU/req server {r['server_cpu_us']:.0f} us "
+                    f"wrk {r['wrk_cpu_us']:.0f} us",
                     flush=True,
                 )
     finally:
@@ -385,20 +406,24 @@ def report(
 ) -> None:
     print()
     print(
-        "| server | endpoint | rows/req | conns | req/s | rows/s | p50 ms | p99 ms | non-2xx | served / in-process rows/s |"
+        "| server | endpoint | rows/req | conns | req/s | rows/s | p50 ms | p99 ms | non-2xx "
+        "| served / in-process rows/s | CPU/req server µs | CPU/req wrk µs | req/s the cores allow |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    cores = os.cpu_count() or 1
     for r in results:
         ratio = r["rows_s"] / ceiling[r["rows"]]["rows_s"]
         print(
             f"| {r['server']} | {r['endpoint']} | {r['rows']} | {r['connections']} | "
             f"{r.get('rps', 0):,.0f} | {r['rows_s']:,.0f} | {r.get('p50', 0):.2f} | "
-            f"{r.get('p99', 0):.2f} | {r['non_2xx'] + r['errors']:.0f} | {ratio:.1%} |"
+            f"{r.get('p99', 0):.2f} | {r['non_2xx'] + r['errors']:.0f} | {ratio:.1%} | "
+            f"{r['server_cpu_us']:.0f} | {r['wrk_cpu_us']:.0f} | "
+            f"{cores * 1e6 / (r['server_cpu_us'] + r['wrk_cpu_us']):,.0f} |"
         )
     for rows, c in ceiling.items():
         print(
             f"| in-process onnxruntime | session.run | {rows} | - | {1e6 / c['us_per_call']:,.0f} "
-            f"| {c['rows_s']:,.0f} | {c['us_per_call'] / 1000:.3f} | - | - | 100% |"
+            f"| {c['rows_s']:,.0f} | {c['us_per_call'] / 1000:.3f} | - | - | 100% | - | - | - |"
         )
     print()
     for server, log in logs.items():
