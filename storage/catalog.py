@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -45,6 +46,43 @@ def _driver(read_only: bool) -> ModuleType:
     return importlib.import_module("duckdb")
 
 
+READERS_WAIT_S = 3.0
+"""How long an open for writing waits for read-only lookups (`mldeck explain`, which
+hold the file for well under a second) to let go of the catalog."""
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """A connection to the catalog file; a lock conflict becomes `CatalogLockedError`."""
+    driver = _driver(read_only)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + READERS_WAIT_S
+    while True:
+        try:
+            conn: duckdb.DuckDBPyConnection = driver.connect(str(path), read_only=read_only)
+            return conn
+        except driver.IOException as exc:
+            text = str(exc)
+            if "lock" not in text.lower():
+                raise CatalogError(f"cannot open {path}: {text}") from exc
+            # DuckDB adds this hint only when the holders merely read.
+            readers = "read-only mode" in text
+            if readers and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            pid = re.search(r"PID (\d+)", text)
+            holder = f"process {pid.group(1)}" if pid else "another process"
+            if readers:
+                raise CatalogLockedError(
+                    f"{path} is being read by {holder} (a lookup such as `mldeck explain`); "
+                    "run this again when it has finished"
+                ) from exc
+            raise CatalogLockedError(
+                f"{path} is open for writing by {holder}; stop it or run this command through it"
+            ) from exc
+        except driver.Error as exc:
+            raise CatalogError(f"cannot open {path}: {exc}") from exc
+
+
 class Catalog:
     """A connection to a project's catalog with small row helpers."""
 
@@ -67,22 +105,7 @@ class Catalog:
         """
         if read_only and not path.exists():
             return cls.open(path)
-        duckdb = _driver(read_only)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            text = str(exc)
-            if "lock" in text.lower():
-                pid = re.search(r"PID (\d+)", text)
-                holder = f"process {pid.group(1)}" if pid else "another process"
-                raise CatalogLockedError(
-                    f"{path} is open for writing by {holder}; stop it or run this "
-                    "command through it"
-                ) from exc
-            raise CatalogError(f"cannot open {path}: {text}") from exc
-        except duckdb.Error as exc:
-            raise CatalogError(f"cannot open {path}: {exc}") from exc
+        conn = _connect(path, read_only)
         catalog = cls(conn, path)
         try:
             outdated = read_only and catalog.check_version() < SCHEMA_VERSION

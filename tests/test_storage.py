@@ -12,7 +12,9 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -251,8 +253,17 @@ def test_state_survives_the_process_and_is_seen_by_another(cat_path: Path) -> No
     assert reader.stdout.split() == ["7", str(sum(100 + i for i in range(7))), "better", "None"]
 
 
-def test_a_second_writer_process_gets_a_clear_lock_error(cat_path: Path) -> None:
-    Catalog.open(cat_path).close()
+def let_go(holder: subprocess.Popen[str]) -> None:
+    """Tell a `holding` process to close the catalog (once; later calls do nothing)."""
+    assert holder.stdin is not None
+    with suppress(BrokenPipeError, ValueError):  # it has let go already
+        holder.stdin.write("\n")
+        holder.stdin.close()
+
+
+@contextmanager
+def holding(cat_path: Path, read_only: bool) -> Iterator[subprocess.Popen[str]]:
+    """Another process with the catalog open until its stdin gets a line."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -262,7 +273,7 @@ def test_a_second_writer_process_gets_a_clear_lock_error(cat_path: Path) -> None
                 import sys
                 from pathlib import Path
                 from storage.catalog import Catalog
-                cat = Catalog.open(Path({str(cat_path)!r}))
+                cat = Catalog.open(Path({str(cat_path)!r}), read_only={read_only})
                 print("holding", flush=True)
                 sys.stdin.readline()
                 cat.close()
@@ -278,23 +289,55 @@ def test_a_second_writer_process_gets_a_clear_lock_error(cat_path: Path) -> None
     try:
         assert holder.stdout is not None and holder.stdin is not None
         assert holder.stdout.readline().strip() == "holding"
-        with pytest.raises(CatalogLockedError) as err:
-            Catalog.open(cat_path)
-        msg = err.value.msg
-        assert str(cat_path) in msg
-        assert "open for writing" in msg
-        assert f"process {holder.pid}" in msg
-        assert "Traceback" not in msg
-        holder.stdin.write("\n")
-        holder.stdin.flush()
+        yield holder
+        let_go(holder)
         assert holder.wait(timeout=30) == 0
     finally:
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+def test_a_second_writer_process_gets_a_clear_lock_error(cat_path: Path) -> None:
+    Catalog.open(cat_path).close()
+    with holding(cat_path, read_only=False) as holder:
+        for read_only in (False, True):
+            with pytest.raises(CatalogLockedError) as err:
+                Catalog.open(cat_path, read_only=read_only)
+            msg = err.value.msg
+            assert str(cat_path) in msg
+            assert "open for writing" in msg
+            assert f"process {holder.pid}" in msg
+            assert "Traceback" not in msg
     # Once the holder is gone, the catalog opens normally.
     with Catalog.open(cat_path) as cat:
         assert cat.schema_version() == SCHEMA_VERSION
+
+
+def test_readers_share_the_catalog_and_a_writer_waits_for_them(cat_path: Path) -> None:
+    Catalog.open(cat_path).close()
+    with holding(cat_path, read_only=True) as holder:
+        with Catalog.open(cat_path, read_only=True) as cat:  # readers share it
+            assert cat.schema_version() == SCHEMA_VERSION
+        # The reader lets go a moment after the writer starts waiting for it.
+        threading.Timer(0.5, let_go, [holder]).start()
+        with Catalog.open(cat_path) as cat:
+            assert cat.schema_version() == SCHEMA_VERSION
+        assert holder.wait(timeout=30) == 0
+
+
+def test_a_writer_names_a_reader_that_does_not_let_go(
+    cat_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Catalog.open(cat_path).close()
+    monkeypatch.setattr(catalog_module, "READERS_WAIT_S", 0.3)
+    with holding(cat_path, read_only=True) as holder:
+        with pytest.raises(CatalogLockedError) as err:
+            Catalog.open(cat_path)
+        assert err.value.msg == (
+            f"{cat_path} is being read by process {holder.pid} (a lookup such as "
+            "`mldeck explain`); run this again when it has finished"
+        )
 
 
 # ---------------------------------------------------------------- transactions
