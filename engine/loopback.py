@@ -21,6 +21,17 @@ class ProtocolError(OSError):
     """The server's answer is not HTTP/1.x as this client reads it."""
 
 
+def _number(text: str, base: int) -> int:
+    """A Content-Length (base 10) or chunk size (base 16)."""
+    try:
+        value = int(text.strip(), base)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ProtocolError(f"not a byte count: {text.strip()!r}")
+    return value
+
+
 class Response:
     """A status, lower-cased headers and a body read on demand (`read`, or line by line)."""
 
@@ -37,7 +48,7 @@ class Response:
             self.headers[name.strip().lower()] = value.strip()
         self._chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
         length = self.headers.get("content-length")
-        self._left = int(length) if length is not None and not self._chunked else None
+        self._left = None if length is None or self._chunked else _number(length, 10)
 
     def _line(self) -> bytes:
         line = self._stream.readline(MAX_LINE + 1)
@@ -56,7 +67,7 @@ class Response:
     def _pieces(self) -> Iterator[bytes]:
         """The body as it arrives."""
         if self._chunked:
-            while size := int(self._line().split(b";", 1)[0], 16):
+            while size := _number(self._line().split(b";", 1)[0].decode("latin-1"), 16):
                 yield self._exactly(size)
                 self._line()  # the CRLF after a chunk
             while self._line().strip():  # trailers, up to the blank line

@@ -1,7 +1,9 @@
 """The DuckDB catalog: one file per project, migrated forward on open.
 
-DuckDB allows one read-write process per database file. `Catalog.open` turns the
-lock conflict into `CatalogLockedError`, naming the process that holds it.
+DuckDB allows one read-write process per database file, or any number of
+read-only ones. `Catalog.open` turns a lock conflict into `CatalogLockedError`,
+naming the process that holds it; an open for writing first waits a little for
+read-only lookups to finish.
 """
 
 from __future__ import annotations

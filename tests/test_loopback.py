@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 
 import pytest
 
@@ -46,9 +47,10 @@ class CannedServer:
                 while length and len(body) < length[0]:
                     body += conn.recv(4096)
                 self.requests.append(head + b"\r\n\r\n" + body)
-                for start in range(0, len(self.answer), self.piece):
-                    conn.sendall(self.answer[start : start + self.piece])
-                    time.sleep(0.0005)
+                with suppress(OSError):  # a client that found an error hangs up early
+                    for start in range(0, len(self.answer), self.piece):
+                        conn.sendall(self.answer[start : start + self.piece])
+                        time.sleep(0.0005)
 
     def close(self) -> None:
         self.sock.close()
@@ -122,8 +124,10 @@ def test_an_answer_without_a_length_is_read_to_the_close(serve: list[CannedServe
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nhalf",
         b"SSH-2.0-OpenSSH\r\n\r\n",
         b"",
+        b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n0123456789",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
     ],
-    ids=["short-body", "cut-chunk", "not-http", "closed"],
+    ids=["short-body", "cut-chunk", "not-http", "closed", "bad-length", "bad-chunk-size"],
 )
 def test_a_broken_answer_is_a_protocol_error(serve: list[CannedServer], answer: bytes) -> None:
     server = _start(serve, answer)
