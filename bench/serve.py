@@ -96,7 +96,7 @@ def request_bodies(root: Path, rows: int) -> tuple[bytes, bytes, str]:
     return json.dumps(split).encode(), json.dumps({"inputs": inputs}).encode(), name
 
 
-def in_process(root: Path, rows: int, seconds: float = 1.5) -> dict[str, float]:
+def in_process(root: Path, rows: int, seconds: float = 1.5) -> dict[str, Any]:
     """onnxruntime session.run on a prebuilt feed of the same rows: per-call latency, rows/s."""
     import polars as pl
 
@@ -118,7 +118,11 @@ def in_process(root: Path, rows: int, seconds: float = 1.5) -> dict[str, float]:
             model.session.run(names, feed)
         calls += 100
     elapsed = time.perf_counter() - started
-    return {"us_per_call": elapsed / calls * 1e6, "rows_s": calls * rows / elapsed}
+    return {
+        "us_per_call": elapsed / calls * 1e6,
+        "rows_s": calls * rows / elapsed,
+        "provider": model.provider,
+    }
 
 
 DISABLE_CHOICES = ("log", "flush", "metrics", "batching", "gc", "threads")
@@ -383,7 +387,7 @@ def main() -> None:
         for rows, c in ceiling.items():
             print(
                 f"  in-process onnxruntime {rows:>3} rows: {c['us_per_call']:8.1f} us/call "
-                f"{c['rows_s']:>10.0f} rows/s"
+                f"{c['rows_s']:>10.0f} rows/s on {c['provider']}"
             )
         all_results: list[dict[str, Any]] = []
         logs: dict[str, dict[str, float]] = {}
@@ -401,7 +405,7 @@ def main() -> None:
 
 def report(
     results: list[dict[str, Any]],
-    ceiling: dict[int, dict[str, float]],
+    ceiling: dict[int, dict[str, Any]],
     logs: dict[str, dict[str, float]],
 ) -> None:
     print()
