@@ -155,21 +155,23 @@ def train_mlp(
         module.train()
         for epoch in range(epochs):
             order = torch.randperm(len(x_all), generator=generator).to(device)
-            total = 0.0
+            # Summed on the device and read once an epoch: reading each step's loss
+            # waits for the GPU every step (bench/gpu_check.py, bench/RESULTS.md).
+            total = torch.zeros((), device=device)
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 optimizer.zero_grad()
                 loss = loss_fn(module.net(x_all[idx]), y_all[idx])
                 loss.backward()
                 optimizer.step()
-                total += float(loss.detach()) * len(idx)
+                total += loss.detach() * len(idx)
             events(
                 Progress(
                     "train",
                     candidate.name,
                     epoch + 1,
                     epochs,
-                    f"epoch {epoch + 1}/{epochs} loss {total / len(order):.4f} on {device}",
+                    f"epoch {epoch + 1}/{epochs} loss {float(total) / len(order):.4f} on {device}",
                 )
             )
     finally:
