@@ -317,6 +317,11 @@ def test_bad_requests_get_4xx_and_serving_goes_on(
     wrong_shape["inputs"][0]["shape"] = [2, 3]
     miscount = json.loads(json.dumps(good))
     miscount["inputs"][0]["shape"] = [4]
+    bad_shapes = []
+    for shape in ([-1], [1.5], "5", [], [5, 1.0], [5, 2], [5, 1, 1]):
+        case = json.loads(json.dumps(good))
+        case["inputs"][0]["shape"] = shape
+        bad_shapes.append(case)
     missing = {
         "dataframe_records": [{k: v for k, v in r.items() if k != "age"} for r in records(rows)]
     }
@@ -346,6 +351,10 @@ def test_bad_requests_get_4xx_and_serving_goes_on(
         ("POST", infer, wrong_type, "application/json", 400, "expected BYTES"),
         ("POST", infer, wrong_shape, "application/json", 400, "shape"),
         ("POST", infer, miscount, "application/json", 400, "data holds 5"),
+        *[
+            ("POST", infer, case, "application/json", 400, "expected [N] or [N, 1]")
+            for case in bad_shapes
+        ],
         (
             "POST",
             "/invocations",
@@ -371,8 +380,8 @@ def test_bad_requests_get_4xx_and_serving_goes_on(
         in metrics
     )
     assert (
-        f'mldeck_request_errors_total{{endpoint="infer",model_version="{champion}",status="400"}} 4'
-        in metrics
+        f'mldeck_request_errors_total{{endpoint="infer",model_version="{champion}",status="400"}} '
+        f"{4 + len(bad_shapes)}" in metrics
     )
     assert "mldeck_champion_version " + str(app.slot.model.version) in metrics
 

@@ -314,7 +314,7 @@ def columns_from_oip(model: LoadedModel, payload: Any) -> dict[str, ColumnValues
     """Column values from an OIP v2 infer request, checking datatype and shape."""
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
         raise bad_request('the body must be a JSON object with an "inputs" list')
-    specs = {spec.name: spec for spec in model.inputs}
+    specs = model.input_specs
     columns: dict[str, ColumnValues] = {}
     for i, tensor in enumerate(payload["inputs"]):
         if not isinstance(tensor, dict):
@@ -332,10 +332,13 @@ def columns_from_oip(model: LoadedModel, payload: Any) -> dict[str, ColumnValues
             raise bad_request(
                 f"input {name!r}: datatype {datatype!r}, expected a number type such as FP32"
             )
-        if (
-            not isinstance(shape, list)
-            or not all(isinstance(d, int) and d >= 0 for d in shape)
-            or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))
+        # [N] or [N, 1], N a count (checked without a generator: this runs per input)
+        if not (
+            isinstance(shape, list)
+            and (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))
+            and isinstance(shape[0], int)
+            and shape[0] >= 0
+            and isinstance(shape[-1], int)
         ):
             raise bad_request(f"input {name!r}: shape {shape!r}, expected [N] or [N, 1]")
         if isinstance(data, np.ndarray):

@@ -79,6 +79,8 @@ class LoadedModel:
 
     input_names: tuple[str, ...] = field(init=False, compare=False, repr=False)
     """The input names, in the model's order."""
+    input_specs: dict[str, InputSpec] = field(init=False, compare=False, repr=False)
+    """The inputs by name."""
     string_positions: tuple[int, ...] = field(init=False, compare=False, repr=False)
     """Positions in `input_names` of the string inputs."""
     number_positions: tuple[int, ...] = field(init=False, compare=False, repr=False)
@@ -88,6 +90,7 @@ class LoadedModel:
         batcher = MicroBatcher([(s.name, s.is_string) for s in self.inputs], self.run)
         object.__setattr__(self, "batcher", batcher)
         object.__setattr__(self, "input_names", tuple(s.name for s in self.inputs))
+        object.__setattr__(self, "input_specs", {s.name: s for s in self.inputs})
         positions = list(enumerate(self.inputs))
         strings = tuple(i for i, s in positions if s.is_string)
         numbers = tuple(i for i, s in positions if not s.is_string)

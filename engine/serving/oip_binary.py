@@ -167,6 +167,8 @@ def attach_binary_inputs(payload: Any, binary: bytes) -> None:
                 f"{len(binary)} bytes of binary data follow the JSON header, but there are no inputs"
             )
         return
+    if not binary and not any(type(t) is dict and "parameters" in t for t in inputs):
+        return  # the common request: all data in the JSON
     offset = 0
     for i, tensor in enumerate(inputs):
         if not isinstance(tensor, dict):
