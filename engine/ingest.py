@@ -244,14 +244,24 @@ def load_and_hash(
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashing = pool.submit(sha256_file, source)
-        load_error: InputFileError | None = None
-        fmt = "?"
-        try:
-            fmt = sniff(source)
-            load_batch(con, source, fmt)
-        except InputFileError as exc:
-            load_error = exc
+        fmt, load_error = load_file(con, source)
         return hashing.result(), fmt, load_error
+
+
+def load_file(con: duckdb.DuckDBPyConnection, source: Path) -> tuple[str, InputFileError | None]:
+    """Sniff and load a file into `batch` on `con`: (format, the load error or None).
+
+    An unreadable file is an outcome, not an exception: it is quarantined.
+    """
+    try:
+        fmt = sniff(source)
+    except InputFileError as exc:
+        return "?", exc
+    try:
+        load_batch(con, source, fmt)
+    except InputFileError as exc:
+        return fmt, exc
+    return fmt, None
 
 
 def record_batch(

@@ -37,11 +37,10 @@ from engine.errors import InputFileError, NotFoundError, ProjectError
 from engine.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.ingest import (
     batch_columns,
-    load_batch,
+    load_file,
     record_batch,
     record_issues,
     scratch_connection,
-    sniff,
     store_snapshot,
     validate_loaded,
 )
@@ -118,13 +117,7 @@ def revalidate(
     try:
         inputs = {"batch_id": batch_id, "source": str(copy), "sha256": digest}
         with stage_run(catalog, "revalidate", inputs) as run:
-            load_error: InputFileError | None = None
-            fmt = "?"
-            try:
-                fmt = sniff(copy)
-                load_batch(con, copy, fmt)
-            except InputFileError as exc:
-                load_error = exc
+            fmt, load_error = load_file(con, copy)
             outcome = _check_and_record(
                 project, con, batch, copy, fmt, load_error, actor=actor, reason=reason
             )
