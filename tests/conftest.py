@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from app.cli import cli
-from engine.project import Project, init_project, open_project
+from engine.core.project import Project, init_project, open_project
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_data"
@@ -128,8 +128,8 @@ C = 0.05
 
 def build_trained(root: Path, data: Path, models: str) -> list[int]:
     """init + ingest `data` + train `models` in a new project at `root`; the registered versions."""
-    from engine.ingest import ingest_file
-    from engine.pipeline import train
+    from engine.data.ingest import ingest_file
+    from engine.pipeline.training_run import train
 
     init_project(root, target="default", id_column="loan_id")
     append_models(root, models)

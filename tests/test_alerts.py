@@ -1,4 +1,4 @@
-"""[drift] thresholds in the verdicts, and the [alerts] rules (engine.alerts)."""
+"""[drift] thresholds in the verdicts, and the [alerts] rules (engine.monitoring.alerts)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from engine.alerts import (
+from engine.monitoring.alerts import (
     ACKNOWLEDGED,
     OPEN,
     acknowledge_alert,
@@ -18,12 +18,12 @@ from engine.alerts import (
     check_serving,
     list_alerts,
 )
-from engine.config import DriftSettings
-from engine.drift import build_profile, summarize_window
-from engine.errors import NotFoundError
-from engine.events import AlertRaised, Event
-from engine.monitor import drift_verdict
-from engine.project import Project, init_project, open_project
+from engine.core.config import DriftSettings
+from engine.monitoring.drift import build_profile, summarize_window
+from engine.core.errors import NotFoundError
+from engine.core.events import AlertRaised, Event
+from engine.monitoring.monitor import drift_verdict
+from engine.core.project import Project, init_project, open_project
 
 
 def test_drift_thresholds_and_per_feature_overrides_decide_the_verdict() -> None:

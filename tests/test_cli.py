@@ -22,7 +22,7 @@ import pytest
 from click.testing import Result
 
 from app.cli import cli
-from engine.project import open_project
+from engine.core.project import open_project
 from tests.conftest import REPO, SAMPLE, append_models, run_cli
 
 
@@ -313,8 +313,8 @@ def test_regression_dataset_works_with_no_code_change(tmp_path: Path) -> None:
     import onnxruntime as ort
     from sklearn.metrics import mean_squared_error
 
-    from engine.dataset import prepare_dataset
-    from engine.features import feature_spec
+    from engine.data.dataset import prepare_dataset
+    from engine.data.features import feature_spec
 
     root = init(tmp_path, "diabetes", "--target", "target")
     n = write_diabetes_csv(root / "data" / "incoming" / "diabetes.csv")

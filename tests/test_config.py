@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import (
+from engine.core.config import (
     CLASSIFICATION_METRICS,
     MODEL_KINDS,
     REGRESSION_METRICS,
@@ -17,8 +17,8 @@ from engine.config import (
     render_template,
     write_inferred,
 )
-from engine.errors import ConfigError, ProjectError
-from engine.project import CONFIG_NAME, find_root, init_project, open_project
+from engine.core.errors import ConfigError, ProjectError
+from engine.core.project import CONFIG_NAME, find_root, init_project, open_project
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -427,8 +427,8 @@ def test_an_edited_contract_is_read_back(tmp_path: Path) -> None:
 
 
 def test_drift_and_alerts_are_read(tmp_path: Path) -> None:
-    from engine.config import DRIFT_THRESHOLDS
-    from engine.drift import Thresholds
+    from engine.core.config import DRIFT_THRESHOLDS
+    from engine.monitoring.drift import Thresholds
 
     assert set(DRIFT_THRESHOLDS) == {f.name for f in dataclasses.fields(Thresholds)}
     text = (

@@ -20,9 +20,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from engine.errors import ProjectError
-from engine.owner import OWNER_FILE, claim, project_token, read_owner, release
-from engine.project import open_project
+from engine.core.errors import ProjectError
+from engine.core.owner import OWNER_FILE, claim, project_token, read_owner, release
+from engine.core.project import open_project
 from storage.audit import verify_chain
 from tests.conftest import (
     TWO_LINEAR,

@@ -1,4 +1,4 @@
-"""engine.drift: the statistics against scipy / hand computation, edge cases, and sample_data.
+"""engine.monitoring.drift: the statistics against scipy / hand computation, edge cases, and sample_data.
 
 Exactness: with at most 2,000 distinct reference values the sketch is exact and
 PSI, KS (D and p), chi-square, Cramér's V, JS and Wasserstein are compared to
@@ -21,7 +21,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency, ks_2samp, kstwo, wasserstein_distance
 from scipy.stats.contingency import association
 
-from engine.drift import (
+from engine.monitoring.drift import (
     ALERT,
     KS_EXACT_MAX_N,
     NO_DATA,

@@ -22,11 +22,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from engine.config import load_config
-from engine.errors import InputFileError
-from engine.ingest import IngestResult, expand_paths, ingest_file, ingest_paths
-from engine.project import CONFIG_NAME, Project, init_project, open_project
-from engine.stage_runs import mark_interrupted, stage_run
+from engine.core.config import load_config
+from engine.core.errors import InputFileError
+from engine.data.ingest import IngestResult, expand_paths, ingest_file, ingest_paths
+from engine.core.project import CONFIG_NAME, Project, init_project, open_project
+from engine.records.stage_runs import mark_interrupted, stage_run
 from storage.objects import sha256_file
 from tests.conftest import REFERENCE, SAMPLE
 
@@ -898,7 +898,7 @@ def test_a_run_left_running_by_a_dead_process_becomes_interrupted(
                 import os
                 from pathlib import Path
                 from storage.catalog import Catalog
-                from engine.stage_runs import stage_run
+                from engine.records.stage_runs import stage_run
                 cat = Catalog.open(Path({str(catalog_path)!r}))
                 with stage_run(cat, "train", {{"candidate": "mlp"}}):
                     print(os.getpid(), flush=True)
@@ -938,7 +938,7 @@ def test_a_run_left_running_by_a_dead_process_becomes_interrupted(
 
 
 def test_ingest_events_report_start_and_finish(project: Project, small_reference: Path) -> None:
-    from engine.events import StageFinished, StageStarted
+    from engine.core.events import StageFinished, StageStarted
 
     seen: list[object] = []
     ingest_file(project, small_reference, seen.append)

@@ -1,4 +1,4 @@
-"""Delayed labels: engine.labels.ingest_labels_file and its join to what the champion predicted."""
+"""Delayed labels: engine.data.labels.ingest_labels_file and its join to what the champion predicted."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.ingest import ingest_file
-from engine.labels import ingest_labels_file
-from engine.performance import performance_windows
-from engine.pipeline import train
-from engine.project import Project, init_project, open_project
+from engine.data.ingest import ingest_file
+from engine.data.labels import ingest_labels_file
+from engine.monitoring.performance import performance_windows
+from engine.pipeline.training_run import train
+from engine.core.project import Project, init_project, open_project
 from tests.conftest import SAMPLE, append_models, run_cli
 
 LINEAR = '\n[models.linear]\nkind = "linear"\n'

@@ -1,4 +1,4 @@
-"""engine.loopback: the control API's HTTP client, against a real socket server on 127.0.0.1.
+"""engine.service.loopback: the control API's HTTP client, against a real socket server on 127.0.0.1.
 
 The server answers each connection with canned bytes, written in small pieces so
 that lines and chunks arrive split, as they can on a real connection.
@@ -14,7 +14,7 @@ from contextlib import suppress
 
 import pytest
 
-from engine import loopback
+from engine.service import loopback
 
 
 class CannedServer:

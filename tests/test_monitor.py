@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.drift import ReferenceProfile, WindowSummary
-from engine.ingest import ingest_file
-from engine.monitor import batch_window, latest_window, merged_window, parse_span
-from engine.pipeline import train
-from engine.project import Project, init_project, open_project
-from engine.registry import CHAMPION, alias_version
+from engine.monitoring.drift import ReferenceProfile, WindowSummary
+from engine.data.ingest import ingest_file
+from engine.core.spans import parse_span
+from engine.monitoring.monitor import batch_window, latest_window, merged_window
+from engine.pipeline.training_run import train
+from engine.core.project import Project, init_project, open_project
+from engine.records.registry import CHAMPION, alias_version
 from tests.conftest import REFERENCE, SAMPLE, append_models, run_cli
 
 LINEAR_ONLY = '\n[models.linear]\nkind = "linear"\n'
@@ -180,12 +181,12 @@ def test_parse_span() -> None:
 def test_a_profile_failure_is_recorded_and_the_version_stays_registered(
     tmp_path: Path, small_reference: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import engine.monitor
+    import engine.monitoring.monitor
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("profiling exploded")
 
-    monkeypatch.setattr(engine.monitor, "build_reference_profile", broken)
+    monkeypatch.setattr(engine.monitoring.monitor, "build_reference_profile", broken)
     project = linear_project(tmp_path / "p", small_reference)
     try:
         result = train(project)
@@ -206,7 +207,7 @@ def test_a_profile_failure_is_recorded_and_the_version_stays_registered(
 def test_a_monitoring_failure_never_fails_the_ingest(
     tmp_path: Path, small_reference: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import engine.monitor
+    import engine.monitoring.monitor
 
     project = linear_project(tmp_path / "p", small_reference)
     try:
@@ -215,7 +216,7 @@ def test_a_monitoring_failure_never_fails_the_ingest(
         def broken(*args: object, **kwargs: object) -> None:
             raise RuntimeError("window exploded")
 
-        monkeypatch.setattr(engine.monitor, "monitor_batch", broken)
+        monkeypatch.setattr(engine.monitoring.monitor, "monitor_batch", broken)
         assert ingest_file(project, WEEK_1).status in ("accepted", "warned")
         runs = project.catalog.rows("SELECT status, error FROM stage_runs WHERE stage = 'monitor'")
         assert [(r["status"], r["error"]) for r in runs] == [("failed", "window exploded")]

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from engine.alerts import list_alerts
-from engine.events import AlertRaised, Event
-from engine.monitor import batch_window, merged_window
-from engine.performance import performance_windows
-from engine.pipeline import train
-from engine.project import Project, init_project, open_project
+from engine.monitoring.alerts import list_alerts
+from engine.core.events import AlertRaised, Event
+from engine.monitoring.monitor import batch_window, merged_window
+from engine.monitoring.performance import performance_windows
+from engine.pipeline.training_run import train
+from engine.core.project import Project, init_project, open_project
 from tests.conftest import REFERENCE, SAMPLE, append_models, run_cli
 
 TRUTH = json.loads((SAMPLE / "drift_truth.json").read_text())
@@ -50,8 +50,8 @@ class Played:
 
 @pytest.fixture(scope="module")
 def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
-    from engine.ingest import ingest_file
-    from engine.labels import ingest_labels_file
+    from engine.data.ingest import ingest_file
+    from engine.data.labels import ingest_labels_file
 
     root = tmp_path_factory.mktemp("e2e") / "loans"
     init_project(root, target="default", id_column="loan_id")

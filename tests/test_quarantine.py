@@ -15,14 +15,14 @@ import polars as pl
 import pytest
 import tomlkit
 
-from engine.client import LocalEngine, RemoteEngine
-from engine.errors import MldeckError, NotFoundError, ProjectError
-from engine.ingest import ingest_file
-from engine.labels import ingest_labels_file
-from engine.owner import project_token
-from engine.project import Project, init_project, open_project
-from engine.quarantine import REVALIDATED, revalidate
-from engine.service import EngineService
+from engine.service.client import LocalEngine, RemoteEngine
+from engine.core.errors import MldeckError, NotFoundError, ProjectError
+from engine.data.ingest import ingest_file
+from engine.data.labels import ingest_labels_file
+from engine.core.owner import project_token
+from engine.core.project import Project, init_project, open_project
+from engine.data.quarantine import REVALIDATED, revalidate
+from engine.service.engine_service import EngineService
 from storage.audit import verify_chain
 from tests.conftest import run_cli, serve_in_thread
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from engine.errors import NotFoundError, RegistryError
-from engine.ingest import ingest_file
-from engine.pipeline import train
-from engine.project import Project, init_project, open_project
-from engine.registry import (
+from engine.core.errors import NotFoundError, RegistryError
+from engine.data.ingest import ingest_file
+from engine.pipeline.training_run import train
+from engine.core.project import Project, init_project, open_project
+from engine.records.registry import (
     CHALLENGER,
     CHAMPION,
     alias_version,

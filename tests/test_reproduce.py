@@ -17,8 +17,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from engine.project import Project
-from engine.provenance import git_state
+from engine.core.project import Project
+from engine.records.provenance import git_state
 from tests.conftest import build_trained, run_cli
 
 MODELS = """

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from engine.errors import RegistryError
-from engine.ingest import ingest_file
-from engine.pipeline import train
-from engine.project import Project
-from engine.registry import CHAMPION, alias_version
-from engine.retrain import decide, list_proposals, propose, run_retrain, schedule_due
+from engine.core.errors import RegistryError
+from engine.data.ingest import ingest_file
+from engine.pipeline.training_run import train
+from engine.core.project import Project
+from engine.records.registry import CHAMPION, alias_version
+from engine.pipeline.retrain import decide, list_proposals, propose, run_retrain, schedule_due
 from storage.audit import verify_chain
 from storage.catalog import utcnow
 from tests.conftest import run_cli
@@ -164,8 +164,8 @@ def test_retrain_cli_without_a_daemon(small_champion: tuple[Project, list[Path]]
 def test_alerts_and_new_labels_are_retrain_triggers(
     small_champion: tuple[Project, list[Path]],
 ) -> None:
-    from engine.labels import ingest_labels_file
-    from engine.retrain import alert_due, due_triggers, labels_due
+    from engine.data.labels import ingest_labels_file
+    from engine.pipeline.retrain import alert_due, due_triggers, labels_due
     from tests.conftest import SAMPLE
 
     project, _ = small_champion

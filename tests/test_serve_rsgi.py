@@ -21,8 +21,8 @@ import polars as pl
 import pytest
 import tritonclient.http as httpclient
 
-from engine.project import open_project
-from engine.registry import CHAMPION, alias_version
+from engine.core.project import open_project
+from engine.records.registry import CHAMPION, alias_version
 from engine.serving.app import MAX_BODY_BYTES
 from tests.conftest import TWO_LINEAR, build_trained, start_server, stop_server
 from tests.test_triton import assert_matches_onnx, client_inputs, onnx_outputs

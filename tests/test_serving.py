@@ -19,9 +19,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from engine.project import Project
-from engine.registry import CHAMPION, alias_version
-from engine.scoring import feed_for
+from engine.core.project import Project
+from engine.records.registry import CHAMPION, alias_version
+from engine.models.scoring import feed_for
 from engine.serving.app import ServingApp, create_app
 from engine.serving.model_slot import load_model
 from tests.conftest import TWO_LINEAR, build_trained, run_cli, serve_in_thread
@@ -472,7 +472,7 @@ def test_shadow_is_logged_and_never_returned(project: Project, rows: pl.DataFram
 
 
 def test_shadow_must_be_another_registered_version(project: Project) -> None:
-    from engine.errors import MldeckError
+    from engine.core.errors import MldeckError
 
     champion = alias_version(project.catalog, CHAMPION)
     with pytest.raises(MldeckError, match="is the champion"):

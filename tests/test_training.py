@@ -19,14 +19,14 @@ import polars as pl
 import pytest
 from sklearn import metrics as skm
 
-from engine.config import Evaluation
-from engine.dataset import prepare_dataset
-from engine.errors import ConfigError, TrainingError
-from engine.evaluate import apply_gates, better, classification_metrics, regression_metrics
-from engine.features import feature_spec
-from engine.ingest import ingest_file
-from engine.pipeline import TrainResult, train
-from engine.project import Project, init_project, open_project
+from engine.core.config import Evaluation
+from engine.data.dataset import prepare_dataset
+from engine.core.errors import ConfigError, TrainingError
+from engine.models.evaluate import apply_gates, better, classification_metrics, regression_metrics
+from engine.data.features import feature_spec
+from engine.data.ingest import ingest_file
+from engine.pipeline.training_run import TrainResult, train
+from engine.core.project import Project, init_project, open_project
 from tests.conftest import REFERENCE, append_models
 
 TREE_KINDS = ("random_forest", "gradient_boosting")
@@ -315,7 +315,7 @@ def test_onnx_takes_raw_columns(trained: tuple[Project, TrainResult]) -> None:
 def test_native_sklearn_models_match_their_onnx(trained: tuple[Project, TrainResult]) -> None:
     import pickle
 
-    from engine.features import model_frame
+    from engine.data.features import model_frame
 
     project, _ = trained
     holdout = prepare_dataset(project, feature_spec(project.config)).holdout

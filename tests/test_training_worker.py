@@ -1,4 +1,4 @@
-"""An engine service trains in a child process (engine.training_worker): the same model
+"""An engine service trains in a child process (engine.service.training_worker): the same model
 bytes as in process, progress and errors arrive in the engine, a killed child fails only
 its candidate, and a stop does not wait for a training."""
 
@@ -17,18 +17,18 @@ from typing import Any
 
 import pytest
 
-from engine.dataset import prepare_dataset
-from engine.errors import ConfigError, MldeckError, TrainingError
-from engine.events import Event, Progress, ignore_events
-from engine.features import feature_spec
-from engine.ingest import ingest_file
-from engine.jobs import EngineStopping
-from engine.owner import pid_alive
-from engine.project import open_project
-from engine.retrain import propose
-from engine.service import EngineService
-from engine.training import train_candidate
-from engine.training_worker import TrainingWorker
+from engine.data.dataset import prepare_dataset
+from engine.core.errors import ConfigError, MldeckError, TrainingError
+from engine.core.events import Event, Progress, ignore_events
+from engine.data.features import feature_spec
+from engine.data.ingest import ingest_file
+from engine.core.errors import EngineStopping
+from engine.core.owner import pid_alive
+from engine.core.project import open_project
+from engine.pipeline.retrain import propose
+from engine.service.engine_service import EngineService
+from engine.models.training import train_candidate
+from engine.service.training_worker import TrainingWorker
 from tests.conftest import REPO, build_trained
 from tests.daemon_helpers import wait_until
 
@@ -263,11 +263,11 @@ def test_stopping_the_engine_ends_a_training_and_journals_it_for_the_next_start(
 UNDER_A_UI = """
 import sys
 from pathlib import Path
-from engine.dataset import prepare_dataset
-from engine.events import ignore_events
-from engine.features import feature_spec
-from engine.project import open_project
-from engine.training_worker import TrainingWorker
+from engine.data.dataset import prepare_dataset
+from engine.core.events import ignore_events
+from engine.data.features import feature_spec
+from engine.core.project import open_project
+from engine.service.training_worker import TrainingWorker
 
 class Captured:  # what Textual puts in sys.stderr while an app runs
     def write(self, text): return len(text)

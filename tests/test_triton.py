@@ -24,8 +24,8 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from engine.project import Project, open_project
-from engine.registry import CHAMPION, alias_version, get_version
+from engine.core.project import Project, open_project
+from engine.records.registry import CHAMPION, alias_version, get_version
 from engine.serving.app import ServingApp, create_app
 from tests.conftest import TWO_LINEAR, build_trained, serve_in_thread
 

@@ -22,9 +22,9 @@ from app.ui.app import MldeckApp, make_app
 from app.ui.screens.data import DataScreen
 from app.ui.screens.dialogs import KeysScreen, ReasonDialog, RetrainPrompt
 from app.ui.screens.models import ModelsScreen
-from engine.client import RemoteEngine
-from engine.errors import MldeckError
-from engine.service import EngineService
+from engine.service.client import RemoteEngine
+from engine.core.errors import MldeckError
+from engine.service.engine_service import EngineService
 from storage.audit import verify_chain
 from tests.conftest import SAMPLE, until
 from tests.ui_fixture import build_ui_project
@@ -399,7 +399,7 @@ async def test_a_failing_read_is_one_notification(deck: MldeckApp) -> None:
 async def test_a_retrain_prompt_answer_goes_to_the_audit_log(
     deck: MldeckApp, button: str, action: str, status: str
 ) -> None:
-    from engine.retrain import list_proposals
+    from engine.pipeline.retrain import list_proposals
 
     assert isinstance(deck.client, EngineService)
     project = deck.client.project
@@ -429,7 +429,7 @@ async def test_a_retrain_prompt_answer_goes_to_the_audit_log(
 
 
 async def test_the_prompt_answers_by_key_while_typing_a_reason(deck: MldeckApp) -> None:
-    from engine.retrain import list_proposals
+    from engine.pipeline.retrain import list_proposals
 
     assert isinstance(deck.client, EngineService)
     deck.client.queue.run("propose", {"trigger": "alert", "evidence": {"note": "x"}})
@@ -470,17 +470,17 @@ async def test_a_proposal_prompts_as_soon_as_the_engine_makes_it(deck: MldeckApp
 
 
 async def test_an_ingest_by_the_engine_reloads_the_shown_screen(deck: MldeckApp) -> None:
-    from engine.demo import quarter
+    from engine.service.demo import quarter
 
     assert isinstance(deck.client, EngineService)
     engine = deck.client
     week = quarter(SAMPLE)[1]
-    dropped = shutil.copy(week.batch, engine.project.incoming_dir)
+    dropped = shutil.copy(week.batch, engine.core.project.incoming_dir)
     async with deck.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         await settle(pilot)
         assert len(rows(deck, "#batches")) == 4
-        await asyncio.to_thread(engine.ingest, [str(dropped)])
+        await asyncio.to_thread(engine.data.ingest, [str(dropped)])
         await until(pilot, lambda: len(rows(deck, "#batches")) == 5)
         assert rows(deck, "#batches")[0][1] == week.batch.name
 

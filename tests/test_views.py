@@ -1,4 +1,4 @@
-"""engine.views (what the UI reads), registry.archive and the control API's read routes,
+"""engine.views.tables (what the UI reads), registry.archive and the control API's read routes,
 without Textual: the same answers in process and through the control API."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from engine import views
-from engine.client import LocalEngine
-from engine.errors import NotFoundError, RegistryError
-from engine.project import Project, open_project
-from engine.registry import CHALLENGER, archive, promote, set_challenger
-from engine.serving.control import ControlApi
+from engine.views import tables as views
+from engine.service.client import LocalEngine
+from engine.core.errors import NotFoundError, RegistryError
+from engine.core.project import Project, open_project
+from engine.records.registry import CHALLENGER, archive, promote, set_challenger
+from engine.service.control import ControlApi
 from storage.audit import verify_chain
 from tests.ui_fixture import build_ui_project
 

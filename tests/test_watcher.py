@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.watcher import Watcher
+from engine.service.watcher import Watcher
 
 
 class Reports:

@@ -46,10 +46,10 @@ from typing import Any
 import numpy as np
 import orjson
 
-from engine.errors import MldeckError, NotFoundError
-from engine.features import MISSING_CATEGORY
-from engine.project import Project
-from engine.registry import CHAMPION, alias_version
+from engine.core.errors import MldeckError, NotFoundError
+from engine.data.features import MISSING_CATEGORY
+from engine.core.project import Project
+from engine.records.registry import CHAMPION, alias_version
 from engine.serving import oip_binary
 from engine.serving.batching import ModelRunError, PreparedColumns, ScoredRun
 from engine.serving.bodies import BodyTooLarge, read_asgi_body, read_rsgi_body

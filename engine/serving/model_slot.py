@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.project import Project
-from engine.registry import get_version
-from engine.scoring import load_session
+from engine.core.project import Project
+from engine.records.registry import get_version
+from engine.models.scoring import load_session
 from engine.serving.batching import MicroBatcher
 
 if TYPE_CHECKING:

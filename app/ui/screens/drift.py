@@ -17,7 +17,7 @@ from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
     from app.ui.widgets.charts import HistogramChart, TrendChart
-    from engine.client import EngineClient
+    from engine.service.client import EngineClient
 
 
 class DriftScreen(DeckScreen):

@@ -1,0 +1,644 @@
+"""The engine client: the same calls, either on the catalog directly or through
+the control API of the engine that owns the project.
+
+`LocalEngine` works on an open project. `RemoteEngine` sends the call to the
+owning engine over HTTP on its loopback address with the project's token, and
+raises the same `MldeckError`s with the same messages. Every call answers JSON
+data (`engine.views.status.jsonable`), so the CLI prints the same thing either way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlencode, urlsplit
+
+from engine.core.errors import MldeckError, ProjectError
+from engine.core.owner import project_token, read_owner
+from engine.core.project import STATE_DIR, Project, find_root
+
+if TYPE_CHECKING:
+    from engine.service import loopback
+    from engine.core.events import Event, EventHub, EventSink
+    from engine.models.training import Trainer
+
+CONTROL_TIMEOUT_S = 30.0
+CONNECT_RETRY_S = 5.0
+"""An engine that just claimed the project may not listen yet: connection refusals are retried this long."""
+EVENTS_TIMEOUT_S = 60.0
+"""The event stream sends a keep-alive comment well within this."""
+
+
+def _jsonable(value: Any) -> Any:
+    # engine.views.status (the registry and audit code behind it) is for local calls only;
+    # a command that reaches a running engine never loads it.
+    from engine.core.jsonable import jsonable
+
+    return jsonable(value)
+
+
+class EngineClient(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+    def models(self) -> list[dict[str, Any]]: ...
+
+    def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]: ...
+
+    def ingest(self, paths: list[str]) -> list[dict[str, Any]]: ...
+
+    def train(self, *, actor: str, only: list[str]) -> dict[str, Any]: ...
+
+    def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]: ...
+
+    def rollback(self, *, actor: str, reason: str) -> dict[str, Any]: ...
+
+    def retrain(self, *, actor: str, reason: str) -> dict[str, Any]: ...
+
+    def proposals(self) -> list[dict[str, Any]]: ...
+
+    def decide(
+        self, proposal_id: int, *, accept: bool, actor: str, reason: str
+    ) -> dict[str, Any]: ...
+
+    def doctor(self) -> dict[str, Any]: ...
+
+    def archive(self, version: int, *, actor: str, reason: str) -> dict[str, Any]: ...
+
+    def snooze(self, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]: ...
+
+    # What the UI's screens show (engine.views.tables), JSON data either way.
+    def batches(self) -> list[dict[str, Any]]: ...
+
+    def batch_issues(self, batch_id: int) -> list[dict[str, Any]]: ...
+
+    def quarantined(self) -> list[dict[str, Any]]: ...
+
+    def stage_lanes(self) -> dict[str, Any]: ...
+
+    def lineage_summary(self, version: int) -> dict[str, Any]: ...
+
+    def drift_history(self) -> list[dict[str, Any]]: ...
+
+    def drift_histogram(self, window_id: int, feature: str) -> dict[str, Any]: ...
+
+    def serving_stats(self) -> dict[str, Any]: ...
+
+    def audit_entries(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kinds: list[str] | None = None,
+        text: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    def audit_verify(self) -> dict[str, Any]: ...
+
+    def acknowledge_alert(self, alert_id: int) -> dict[str, Any]: ...
+
+    def log_drift(self, span: str) -> dict[str, Any]: ...
+
+    def report(self, path: str) -> dict[str, Any]: ...
+
+    def explain(self, prediction_id: str) -> dict[str, Any]: ...
+
+    def lineage(self, version: int) -> dict[str, Any]: ...
+
+    def reproduce(self, version: int, *, actor: str) -> dict[str, Any]: ...
+
+    def alerts(self, status: str | None = None) -> list[dict[str, Any]]: ...
+
+    def performance(self) -> list[dict[str, Any]]: ...
+
+    def events(self) -> Iterator[Event]: ...
+
+    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]: ...
+
+
+class LocalEngine:
+    """Calls on a project this process has open.
+
+    Args:
+        hub: where the calls' events go; `events()` iterates over it.
+        trainer: what trains a candidate (see `engine.pipeline.training_run`): None trains in
+            this process, which is what a one-shot command wants.
+    """
+
+    def __init__(
+        self, project: Project, hub: EventHub | None = None, trainer: Trainer | None = None
+    ) -> None:
+        from engine.core.events import EventHub
+
+        self.project = project
+        self.hub = hub or EventHub()
+        self.trainer = trainer
+
+    @property
+    def _sink(self) -> EventSink:
+        return self.hub.publish
+
+    def status(self) -> dict[str, Any]:
+        from engine.views.status import project_status
+
+        return project_status(self.project)
+
+    def models(self) -> list[dict[str, Any]]:
+        from engine.records.registry import list_versions
+
+        versions: list[dict[str, Any]] = _jsonable(list_versions(self.project.catalog))
+        return versions
+
+    def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
+        from engine.core.spans import parse_span
+        from engine.monitoring.monitor import batch_window, latest_window, merged_window
+
+        if span is not None:
+            found = merged_window(self.project, parse_span(span))
+            where = f"in the last {span}"
+        elif batch_id is not None:
+            found = batch_window(self.project, batch_id)
+            where = f"for batch {batch_id}"
+        else:
+            found = latest_window(self.project)
+            where = "yet"
+        if found is None:
+            raise MldeckError(
+                f"no drift window {where}: drift is checked when a data batch is ingested while "
+                "the champion has a reference profile (mldeck train, then mldeck ingest)",
+                title="No drift window",
+            )
+        info = found.to_dict()
+        report = info.pop("report")
+        answer: dict[str, Any] = _jsonable({**report, "window": info})
+        return answer
+
+    def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
+        """Ingest files, or every candidate file in folders (default: incoming, then labels)."""
+        from engine.data.ingest import expand_paths, ingest_dropped, ingest_result_dict
+
+        project = self.project
+        default = [project.incoming_dir] + (
+            [project.labels_dir] if project.labels_dir.is_dir() else []
+        )
+        files = expand_paths([Path(p) for p in paths] or default)
+        return [
+            _jsonable(ingest_result_dict(project, ingest_dropped(project, path, self._sink)))
+            for path in files
+        ]
+
+    def train(self, *, actor: str, only: list[str]) -> dict[str, Any]:
+        from engine.pipeline.training_run import train, train_result_dict
+
+        result = train(
+            self.project, events=self._sink, actor=actor, only=only, trainer=self.trainer
+        )
+        answer: dict[str, Any] = _jsonable(train_result_dict(result))
+        return answer
+
+    def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]:
+        from engine.records.registry import promote
+
+        return promote(self.project.catalog, version, actor=actor, reason=reason, force=force)
+
+    def rollback(self, *, actor: str, reason: str) -> dict[str, Any]:
+        from engine.records.registry import rollback
+
+        return rollback(self.project.catalog, actor=actor, reason=reason)
+
+    def retrain(self, *, actor: str, reason: str) -> dict[str, Any]:
+        """A person asks for a retrain: it runs now, whatever the policy (the person decided)."""
+        from engine.pipeline.retrain import run_retrain
+
+        answer: dict[str, Any] = _jsonable(
+            run_retrain(
+                self.project,
+                actor=actor,
+                reason=reason,
+                on_event=self._sink,
+                trainer=self.trainer,
+            )
+        )
+        return answer
+
+    def proposals(self) -> list[dict[str, Any]]:
+        from engine.pipeline.retrain import list_proposals
+
+        return list_proposals(self.project)
+
+    def decide(self, proposal_id: int, *, accept: bool, actor: str, reason: str) -> dict[str, Any]:
+        from engine.pipeline.retrain import decide
+
+        answer: dict[str, Any] = _jsonable(
+            decide(
+                self.project,
+                proposal_id,
+                accept=accept,
+                actor=actor,
+                reason=reason,
+                on_event=self._sink,
+                trainer=self.trainer,
+            )
+        )
+        return answer
+
+    def doctor(self) -> dict[str, Any]:
+        from engine.views.doctor import check_project
+
+        return check_project(self.project)
+
+    def archive(self, version: int, *, actor: str, reason: str) -> dict[str, Any]:
+        from engine.records.registry import archive
+
+        return archive(self.project.catalog, version, actor=actor, reason=reason)
+
+    def snooze(self, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        from engine.pipeline.retrain import snooze
+
+        return snooze(self.project, proposal_id, actor=actor, reason=reason)
+
+    def batches(self) -> list[dict[str, Any]]:
+        from engine.views import tables as views
+
+        return views.batches(self.project)
+
+    def batch_issues(self, batch_id: int) -> list[dict[str, Any]]:
+        from engine.views import tables as views
+
+        return views.batch_issues(self.project, batch_id)
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        from engine.views import tables as views
+
+        return views.quarantined(self.project)
+
+    def stage_lanes(self) -> dict[str, Any]:
+        from engine.views import tables as views
+
+        return views.stage_lanes(self.project)
+
+    def lineage_summary(self, version: int) -> dict[str, Any]:
+        from engine.views import tables as views
+
+        return views.lineage_summary(self.project, version)
+
+    def drift_history(self) -> list[dict[str, Any]]:
+        from engine.views import tables as views
+
+        return views.drift_history(self.project)
+
+    def drift_histogram(self, window_id: int, feature: str) -> dict[str, Any]:
+        from engine.views import tables as views
+
+        return views.drift_histogram(self.project, window_id, feature)
+
+    def serving_stats(self) -> dict[str, Any]:
+        from engine.views import tables as views
+
+        return views.serving_stats(self.project)
+
+    def audit_entries(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kinds: list[str] | None = None,
+        text: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        from engine.records.audit import audit_entries
+
+        return audit_entries(
+            self.project.catalog, since=since, until=until, kinds=kinds, text=text, limit=limit
+        )
+
+    def audit_verify(self) -> dict[str, Any]:
+        from engine.records.audit import verify_audit
+
+        answer: dict[str, Any] = _jsonable(verify_audit(self.project.catalog))
+        return answer
+
+    def acknowledge_alert(self, alert_id: int) -> dict[str, Any]:
+        from engine.monitoring.alerts import acknowledge_alert
+
+        acknowledge_alert(self.project.catalog, alert_id)
+        return {"acknowledged": alert_id}
+
+    def log_drift(self, span: str) -> dict[str, Any]:
+        """A new drift window over the prediction log of the last `span`, with serving figures."""
+        from engine.monitoring.log_monitor import monitor_log
+        from engine.core.spans import parse_span
+
+        result = monitor_log(self.project, parse_span(span), events=self._sink)
+        if result.window is None:
+            raise MldeckError(
+                f"no drift window in the log of the last {span} (the champion served no rows): "
+                "serve the champion (mldeck serve) and send requests",
+                title="No drift window",
+            )
+        info = result.window.to_dict()
+        answer: dict[str, Any] = _jsonable(
+            {**info.pop("report"), "window": info, "serving": result.serving}
+        )
+        return answer
+
+    def report(self, path: str) -> dict[str, Any]:
+        from engine.views.report import write_report
+
+        written = write_report(self.project, Path(path))
+        return {"path": str(written.resolve()), "bytes": written.stat().st_size}
+
+    def explain(self, prediction_id: str) -> dict[str, Any]:
+        from engine.views.lineage import explain_prediction
+
+        answer: dict[str, Any] = _jsonable(explain_prediction(self.project.catalog, prediction_id))
+        return answer
+
+    def lineage(self, version: int) -> dict[str, Any]:
+        from engine.views.lineage import version_lineage
+
+        answer: dict[str, Any] = _jsonable(version_lineage(self.project.catalog, version))
+        return answer
+
+    def reproduce(self, version: int, *, actor: str) -> dict[str, Any]:
+        from engine.pipeline.reproduce import reproduce_version
+
+        answer: dict[str, Any] = _jsonable(
+            reproduce_version(self.project, version, actor=actor, trainer=self.trainer).to_dict()
+        )
+        return answer
+
+    def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
+        from engine.monitoring.alerts import list_alerts
+
+        found: list[dict[str, Any]] = _jsonable(list_alerts(self.project.catalog, status=status))
+        return found
+
+    def performance(self) -> list[dict[str, Any]]:
+        from engine.monitoring.performance import performance_windows
+
+        found: list[dict[str, Any]] = _jsonable(performance_windows(self.project))
+        return found
+
+    def events(self) -> Iterator[Event]:
+        return self.hub.iterate()
+
+    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        """Validate a quarantined file again under the current contract (engine.data.quarantine)."""
+        from engine.data.quarantine import revalidate
+
+        return revalidate(self.project, batch_id, actor=actor, reason=reason, events=self._sink)
+
+
+class RemoteEngine:
+    """Calls sent to the engine that owns the project."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+
+    def _request(
+        self, path: str, payload: dict[str, Any] | None, timeout: float | None
+    ) -> loopback.Response:
+        """The engine's 2xx answer, unread (the caller reads and closes it)."""
+        from engine.service import loopback
+
+        body = None if payload is None else json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
+        address = urlsplit(self.url)
+        deadline = time.monotonic() + CONNECT_RETRY_S
+        while True:
+            try:
+                response = loopback.request(
+                    address.hostname or "127.0.0.1",
+                    address.port or 80,
+                    "GET" if payload is None else "POST",
+                    path,
+                    body,
+                    headers,
+                    timeout,
+                )
+            except OSError as exc:
+                if isinstance(exc, ConnectionRefusedError) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                raise ProjectError(f"the engine at {self.url} does not answer: {exc}") from exc
+            if response.status < 400:
+                return response
+            with response:
+                try:
+                    answer = json.loads(response.read())
+                except (OSError, ValueError):
+                    answer = None
+            error = answer if isinstance(answer, dict) else {}
+            raise MldeckError(
+                error.get("error", f"the engine at {self.url} answered HTTP {response.status}"),
+                title=error.get("title"),
+            )
+
+    def _call(
+        self, path: str, payload: dict[str, Any] | None, timeout: float | None = CONTROL_TIMEOUT_S
+    ) -> Any:
+        """One control call's JSON answer; `timeout` None waits for a job however long it runs."""
+        try:
+            with self._request(path, payload, timeout) as response:
+                return json.loads(response.read())
+        except (OSError, ValueError) as exc:  # the engine went away mid-answer
+            raise ProjectError(f"the engine at {self.url} stopped answering: {exc}") from exc
+
+    def status(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call("/control/status", None)
+        return answer
+
+    def models(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._call("/control/models", None)
+        return answer
+
+    def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get("/control/drift", span=span, batch=batch_id)
+        return answer
+
+    def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._call("/control/ingest", {"paths": paths}, None)
+        return answer
+
+    def train(self, *, actor: str, only: list[str]) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call("/control/train", {"actor": actor, "only": only}, None)
+        return answer
+
+    def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/promote",
+            {"version": version, "actor": actor, "reason": reason, "force": force},
+            None,
+        )
+        return answer
+
+    def rollback(self, *, actor: str, reason: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/rollback", {"actor": actor, "reason": reason}, None
+        )
+        return answer
+
+    def retrain(self, *, actor: str, reason: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/retrain", {"actor": actor, "reason": reason}, None
+        )
+        return answer
+
+    def proposals(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._call("/control/proposals", None)
+        return answer
+
+    def decide(self, proposal_id: int, *, accept: bool, actor: str, reason: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/proposals/" + ("accept" if accept else "dismiss"),
+            {"proposal_id": proposal_id, "actor": actor, "reason": reason},
+            None,
+        )
+        return answer
+
+    def doctor(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call("/control/doctor", None)
+        return answer
+
+    def _get(self, path: str, **query: Any) -> Any:
+        params = {k: v for k, v in query.items() if v is not None}
+        return self._call(path + (f"?{urlencode(params)}" if params else ""), None)
+
+    def archive(self, version: int, *, actor: str, reason: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/archive", {"version": version, "actor": actor, "reason": reason}, None
+        )
+        return answer
+
+    def snooze(self, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/proposals/snooze",
+            {"proposal_id": proposal_id, "actor": actor, "reason": reason},
+            None,
+        )
+        return answer
+
+    def batches(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get("/control/batches")
+        return answer
+
+    def batch_issues(self, batch_id: int) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get("/control/batch-issues", batch=batch_id)
+        return answer
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get("/control/quarantine")
+        return answer
+
+    def stage_lanes(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get("/control/lanes")
+        return answer
+
+    def lineage_summary(self, version: int) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get("/control/lineage-summary", version=version)
+        return answer
+
+    def drift_history(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get("/control/drift-history")
+        return answer
+
+    def drift_histogram(self, window_id: int, feature: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get(
+            "/control/drift-histogram", window=window_id, feature=feature
+        )
+        return answer
+
+    def serving_stats(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get("/control/serving")
+        return answer
+
+    def audit_entries(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kinds: list[str] | None = None,
+        text: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get(
+            "/control/audit-entries",
+            since=None if since is None else since.isoformat(),
+            until=None if until is None else until.isoformat(),
+            kinds=",".join(kinds) if kinds else None,
+            text=text,
+            limit=limit,
+        )
+        return answer
+
+    def audit_verify(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get("/control/audit-verify")
+        return answer
+
+    def acknowledge_alert(self, alert_id: int) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call("/control/alerts/ack", {"alert_id": alert_id}, None)
+        return answer
+
+    def log_drift(self, span: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call("/control/log-drift", {"span": span}, None)
+        return answer
+
+    def report(self, path: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call("/control/report", {"path": path}, None)
+        return answer
+
+    def explain(self, prediction_id: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get("/control/explain", id=prediction_id)
+        return answer
+
+    def lineage(self, version: int) -> dict[str, Any]:
+        answer: dict[str, Any] = self._get("/control/lineage", version=version)
+        return answer
+
+    def reproduce(self, version: int, *, actor: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/reproduce", {"version": version, "actor": actor}, None
+        )
+        return answer
+
+    def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get("/control/alerts", status=status)
+        return answer
+
+    def performance(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._get("/control/performance")
+        return answer
+
+    def events(self) -> Iterator[Event]:
+        """The engine's events as they happen (server-sent events), until it stops."""
+        from engine.core.events import event_from_dict
+
+        with self._request("/control/events", None, EVENTS_TIMEOUT_S) as response:
+            for raw in response:
+                line = raw.decode("utf-8").rstrip("\r\n")
+                if not line.startswith("data:"):
+                    continue  # keep-alive comments and blank separators
+                event = event_from_dict(json.loads(line[5:]))
+                if event is not None:
+                    yield event
+
+    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(
+            "/control/revalidate", {"batch_id": batch_id, "actor": actor, "reason": reason}, None
+        )
+        return answer
+
+
+def remote_engine(start: Path) -> RemoteEngine | None:
+    """The owning engine's client when a live engine holds the project, else None."""
+    state_dir = find_root(start) / STATE_DIR
+    owner = read_owner(state_dir)
+    if owner is None:
+        return None
+    return RemoteEngine(owner.url, project_token(state_dir))
