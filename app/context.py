@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from engine.core.errors import MldeckError
+from engine.api import MldeckError
 
 if TYPE_CHECKING:
-    from engine.service.client import EngineClient
-    from engine.core.project import Project
+    from engine.api import EngineClient, Project
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
 
@@ -33,7 +32,7 @@ def engine_client(ctx: click.Context, read_only: bool = False) -> EngineClient:
         read_only: the command only looks things up: a catalog opened here is opened
             read-only, which starts ~150 ms sooner (see `Catalog.open`).
     """
-    from engine.service.client import LocalEngine, remote_engine
+    from engine.api import LocalEngine, remote_engine
 
     remote = remote_engine(Path(ctx.obj["project"]))
     return remote or LocalEngine(open_here(ctx, recover=not read_only, read_only=read_only))
@@ -46,9 +45,7 @@ def open_here(ctx: click.Context, recover: bool = True, read_only: bool = False)
         recover: mark the stage runs that a dead process left running as interrupted.
         read_only: open the catalog read-only (`Catalog.open`).
     """
-    from engine.core.owner import read_owner
-    from engine.core.project import STATE_DIR, find_root, open_project
-    from engine.records.stage_runs import mark_interrupted
+    from engine.api import STATE_DIR, find_root, mark_interrupted, open_project, read_owner
 
     root = find_root(Path(ctx.obj["project"]))
     owner = read_owner(root / STATE_DIR)

@@ -24,7 +24,7 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     from pathlib import Path
 
     from app.context import open_here
-    from engine.service.client import LocalEngine, remote_engine
+    from engine.api import LocalEngine, remote_engine
 
     # recover=False: report the runs a dead process left running instead of marking them.
     client = remote_engine(Path(ctx.obj["project"])) or LocalEngine(open_here(ctx, recover=False))

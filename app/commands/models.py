@@ -13,7 +13,7 @@ from app import output
 from app.context import default_actor, engine_client, json_option
 
 if TYPE_CHECKING:
-    from engine.core.events import Event
+    from engine.api import Event
 
 
 @click.command()
@@ -25,7 +25,7 @@ def train(ctx: click.Context, only: tuple[str, ...], as_json: bool) -> None:
 
     While a daemon holds the project, the training is a job in its pipeline queue.
     """
-    from engine.service.client import LocalEngine
+    from engine.api import LocalEngine
 
     client = engine_client(ctx)
     if isinstance(client, LocalEngine):
@@ -49,8 +49,8 @@ def _progress(client: Any, enabled: bool) -> Iterator[None]:
     """Live progress bars on stderr (a terminal only) from the engine's events."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from engine.core.events import Progress as ProgressEvent
-    from engine.core.events import StageFinished, StageStarted
+    from engine.api import Progress as ProgressEvent
+    from engine.api import StageFinished, StageStarted
 
     progress = Progress(
         TextColumn("{task.description:<28}"),

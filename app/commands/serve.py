@@ -11,11 +11,10 @@ import click
 
 from app import output
 from app.context import open_here
-from engine.core.errors import MldeckError
+from engine.api import MldeckError
 
 if TYPE_CHECKING:
-    from engine.core.project import Project
-    from engine.service.engine_service import EngineService
+    from engine.api import EngineService, Project
 
 host_option = click.option(
     "--host", default=None, help="Address to listen on [default: serving.host, 127.0.0.1]."
@@ -37,7 +36,7 @@ port_option = click.option(
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, shadow: str | None) -> None:
     """Serve the champion over OIP v2 (/v2/...) and MLflow scoring (/invocations)."""
-    from engine.records.registry import CHALLENGER, alias_version
+    from engine.api import CHALLENGER, alias_version
 
     project = open_here(ctx)
     shadow_version = None
@@ -80,9 +79,7 @@ def run_engine(
     shadow_version: int | None,
 ) -> None:
     """Own the project and run the engine service until SIGINT/SIGTERM; exit 0 after a clean stop."""
-    from engine.core.owner import claim, release
-    from engine.service.engine_service import EngineService
-    from engine.serving.server import serve_app
+    from engine.api import EngineService, claim, release, serve_app
 
     service = EngineService(project, parts, shadow_version=shadow_version)
     app = service.open_endpoint()
@@ -128,7 +125,7 @@ def run_engine(
 
 def _log_events(service: EngineService) -> None:
     """One line on stderr per finished job and per retrain proposal (diagnostics, not data)."""
-    from engine.core.events import JobFinished, RetrainProposed
+    from engine.api import JobFinished, RetrainProposed
 
     for event in service.events():
         if isinstance(event, JobFinished) and event.kind != "recover":

@@ -33,12 +33,10 @@ from app.ui.screens.models import ModelsScreen
 from app.ui.screens.performance import PerformanceScreen
 from app.ui.screens.pipeline import PipelineScreen
 from app.ui.screens.serving import ServingScreen
-from engine.service.client import EngineClient
-from engine.core.errors import MldeckError
-from engine.core.events import Event, JobFinished, Progress, RetrainProposed
+from engine.api import EngineClient, Event, JobFinished, MldeckError, Progress, RetrainProposed
 
 if TYPE_CHECKING:
-    from engine.service.demo import QuarterFeed
+    from engine.api import QuarterFeed
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +84,18 @@ def connect(start: Path, parts: tuple[str, ...] = ENGINE_PARTS) -> Connection:
     The in-process engine is the same `EngineService` as `mldeck daemon` (pipeline queue,
     watched folders, retrain scheduler); it stops when the UI quits.
     """
-    from engine.service.client import RemoteEngine
-    from engine.core.config import load_config
-    from engine.core.owner import project_token, read_owner
-    from engine.core.project import CONFIG_NAME, STATE_DIR, find_root, open_project
-    from engine.service.engine_service import EngineService
-    from engine.records.stage_runs import mark_interrupted
+    from engine.api import (
+        CONFIG_NAME,
+        STATE_DIR,
+        EngineService,
+        RemoteEngine,
+        find_root,
+        load_config,
+        mark_interrupted,
+        open_project,
+        project_token,
+        read_owner,
+    )
 
     root = find_root(start)
     name = load_config(root / CONFIG_NAME).name

@@ -29,7 +29,7 @@ from app.ui.widgets.footer import DeckFooter
 
 if TYPE_CHECKING:
     from app.ui.app import MldeckApp
-    from engine.service.client import EngineClient
+    from engine.api import EngineClient
 
 RESUME_RELOAD_AFTER_S = 2.0
 """A screen shown again reloads when its data is older than this, even if no event

@@ -18,7 +18,7 @@ from app.ui.screens.dialogs import Confirmed, ReasonDialog
 from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
-    from engine.service.client import EngineClient
+    from engine.api import EngineClient
 
 
 BATCHES_SHOWN = 200

@@ -17,7 +17,7 @@ from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
     from app.ui.widgets.charts import HistogramChart, TrendChart
-    from engine.service.client import EngineClient
+    from engine.api import EngineClient
 
 
 class DriftScreen(DeckScreen):
