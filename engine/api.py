@@ -3,7 +3,7 @@ service, the typed events and errors, and the few constants and helpers the CLI 
 
 Names load on first use (PEP 562), so `mldeck --help` and the UI's first paint import only what
 they touch; under type checking they are ordinary imports. A name app/ needs is one row of
-`_WHERE` (tests/test_api.py checks the rows against the imports above).
+`_WHERE` (tests/test_import_cycles.py checks the rows against the imports above).
 """
 
 from __future__ import annotations
