@@ -65,9 +65,9 @@ def build(root: Path, rows: int) -> list[str]:
     """The project with `rows` predictions; a sample of their ids."""
     import polars as pl
 
+    from engine.core.project import init_project, open_project
     from engine.data.ingest import ingest_file
     from engine.pipeline.training_run import train
-    from engine.core.project import init_project, open_project
 
     init_project(root, target="default", id_column="loan_id")
     config = root / "mldeck.toml"
@@ -145,8 +145,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10, help="processes per figure")
     args = parser.parse_args()
 
-    from engine.views.lineage import explain_prediction
     from engine.core.project import open_project
+    from engine.views.lineage import explain_prediction
 
     with tempfile.TemporaryDirectory(prefix="mldeck-explain-") as tmp:
         root = Path(tmp) / "loans"

@@ -88,10 +88,10 @@ def main() -> int:
     if args.cpu_threads:
         torch.set_num_threads(args.cpu_threads)
 
+    from engine.core.project import init_project, open_project
     from engine.data.dataset import prepare_dataset
     from engine.data.features import feature_spec
     from engine.data.ingest import ingest_file
-    from engine.core.project import init_project, open_project
 
     cuda = torch.cuda.is_available()
     print(

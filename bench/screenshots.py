@@ -25,9 +25,9 @@ SCREENS = (("1", "pipeline"), ("4", "drift"))
 
 
 def build_project(folder: Path, weeks: int) -> None:
-    from engine.service.demo import create_demo_project, play_weeks, train_reference
     from engine.core.events import ignore_events
     from engine.core.project import open_project
+    from engine.service.demo import create_demo_project, play_weeks, train_reference
 
     sample = REPO / "sample_data"
     create_demo_project(folder, sample, policy="prompt", floor=0.90, recent_batches=4)

@@ -62,9 +62,9 @@ TARGET_ROWS_S_100ROW = 100_000
 
 
 def build_project(root: Path) -> None:
+    from engine.core.project import init_project, open_project
     from engine.data.ingest import ingest_file
     from engine.pipeline.training_run import train
-    from engine.core.project import init_project, open_project
 
     init_project(root, target="default", id_column="loan_id")
     config = root / "mldeck.toml"
@@ -101,8 +101,8 @@ def in_process(root: Path, rows: int, seconds: float = 1.5) -> dict[str, Any]:
     import polars as pl
 
     from engine.core.project import open_project
-    from engine.records.registry import CHAMPION, alias_version
     from engine.models.scoring import feed_for
+    from engine.records.registry import CHAMPION, alias_version
     from engine.serving.model_slot import load_model
 
     frame = pl.read_csv(SAMPLE / "stream" / "week_01.csv").head(rows)

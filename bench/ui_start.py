@@ -92,9 +92,9 @@ ENV["MLDECK_ACTOR"] = "bench"
 
 
 def build(root: Path, batches: int, versions: int) -> None:
+    from engine.core.project import init_project, open_project
     from engine.data.ingest import ingest_file
     from engine.pipeline.training_run import train
-    from engine.core.project import init_project, open_project
     from storage.audit import append_entry
 
     init_project(root, target="default", id_column="loan_id")
@@ -486,18 +486,18 @@ async def time_keys(root: Path, rounds: int, trainings: int) -> dict[str, Any]:
 
 
 def time_reads(root: Path) -> list[tuple[str, float]]:
-    from engine.service.client import LocalEngine
     from engine.core.project import open_project
+    from engine.service.client import LocalEngine
 
     timed = []
     with open_project(root) as project:
         engine = LocalEngine(project)
         window = int(project.catalog.scalar("SELECT max(window_id) FROM drift_windows"))
         calls: list[tuple[str, Callable[[], Any]]] = [
-            ("status", engine.views.status),
+            ("status", engine.status),
             ("stage_lanes", engine.stage_lanes),
-            ("alerts(open)", lambda: engine.monitoring.alerts("open")),
-            ("performance", engine.monitoring.performance),
+            ("alerts(open)", lambda: engine.alerts("open")),
+            ("performance", engine.performance),
             ("batches", engine.batches),
             ("quarantined", engine.quarantined),
             ("batch_issues", lambda: engine.batch_issues(7)),

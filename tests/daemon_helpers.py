@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.service.client import RemoteEngine
 from engine.core.owner import project_token, read_owner
+from engine.service.client import RemoteEngine
 from tests.conftest import REPO, free_port
 
 
@@ -71,7 +71,7 @@ class Daemon:
         """Wait until its control API answers; its client."""
         self.claimed(timeout)
         engine = self.engine()
-        wait_until(lambda: engine.views.status(), timeout, "the control API")
+        wait_until(lambda: engine.status(), timeout, "the control API")
         return engine
 
     def engine(self) -> RemoteEngine:
@@ -80,7 +80,7 @@ class Daemon:
     def idle(self, engine: RemoteEngine, timeout: float = 120.0) -> dict[str, Any]:
         """Wait until the pipeline queue is empty; the status then."""
         status: dict[str, Any] = wait_until(
-            lambda: (s := engine.views.status())["engine"]["queue"] == [] and s, timeout, "idle queue"
+            lambda: (s := engine.status())["engine"]["queue"] == [] and s, timeout, "idle queue"
         )
         return status
 

@@ -9,6 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from engine.core.config import DriftSettings
+from engine.core.errors import NotFoundError
+from engine.core.events import AlertRaised, Event
+from engine.core.project import Project, init_project, open_project
 from engine.monitoring.alerts import (
     ACKNOWLEDGED,
     OPEN,
@@ -18,12 +22,8 @@ from engine.monitoring.alerts import (
     check_serving,
     list_alerts,
 )
-from engine.core.config import DriftSettings
 from engine.monitoring.drift import build_profile, summarize_window
-from engine.core.errors import NotFoundError
-from engine.core.events import AlertRaised, Event
 from engine.monitoring.monitor import drift_verdict
-from engine.core.project import Project, init_project, open_project
 
 
 def test_drift_thresholds_and_per_feature_overrides_decide_the_verdict() -> None:

@@ -79,11 +79,11 @@ def test_kill_9_at_many_points(make_project: Any, small_reference: Path, tmp_pat
     try:
         engine = daemon.ready()
         wait_until(
-            lambda: sum(engine.views.status()["batches"].values()) >= len(drops), 120, "every drop"
+            lambda: sum(engine.status()["batches"].values()) >= len(drops), 120, "every drop"
         )
         daemon.idle(engine)
-        if engine.views.status()["champion"] is None:  # every retrain was cut short: one more
-            engine.pipeline.retrain(actor="tester", reason="after the crashes")
+        if engine.status()["champion"] is None:  # every retrain was cut short: one more
+            engine.retrain(actor="tester", reason="after the crashes")
         assert daemon.stop(timeout=30) == 0
     finally:
         if daemon.process.poll() is None:

@@ -37,7 +37,7 @@ def slices(source: Path, folder: Path, sizes: list[int]) -> list[Path]:
 
 
 def batches(engine: Any) -> list[dict[str, Any]]:
-    return engine.views.status()["recent_batches"]
+    return engine.status()["recent_batches"]
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_dropped_files_are_each_ingested_once(
         engine = daemon.ready()
         seen: list[Any] = []
         stream = threading.Thread(
-            target=lambda: seen.extend(e for e in engine.core.events() if isinstance(e, JobFinished)),
+            target=lambda: seen.extend(e for e in engine.events() if isinstance(e, JobFinished)),
             daemon=True,
         )
         stream.start()
@@ -91,7 +91,7 @@ def test_dropped_files_are_each_ingested_once(
         assert found["chunked.csv"]["row_count"] == 300  # never read half-way
         assert found["same_bytes.csv"]["duplicate_of"] == found["chunked.csv"]["batch_id"]
         # the daemon kept running after the malformed file, and said so on its event stream
-        assert engine.views.status()["engine"]["parts"] == ["serve", "watcher", "scheduler"]
+        assert engine.status()["engine"]["parts"] == ["serve", "watcher", "scheduler"]
         # (the file present at start may be ingested before the stream is subscribed)
         wait_until(
             lambda: (
@@ -135,7 +135,7 @@ def test_a_burst_of_files_is_ingested_in_order(make_project: Any) -> None:
             (incoming / name).write_text(f"id,x,y\n{2 * i},{i * 0.5},{i % 2}\n{2 * i + 1},{i},1\n")
             names.append(name)
         wait_until(
-            lambda: sum(engine.views.status()["batches"].values()) == count,
+            lambda: sum(engine.status()["batches"].values()) == count,
             900,
             f"{count} batches",
             interval=1.0,
@@ -168,7 +168,7 @@ def test_one_owner_per_project(project: Path) -> None:
     taker = Daemon(project)
     try:
         engine = taker.ready()
-        assert engine.views.status()["engine"]["pid"] == taker.process.pid
+        assert engine.status()["engine"]["pid"] == taker.process.pid
         assert taker.stop() == 0
     finally:
         if taker.process.poll() is None:
@@ -287,9 +287,9 @@ def test_graceful_stop_flushes_predictions_and_releases_the_project(
             assert conn.getresponse().read() and True
         # a retrain is running when the stop comes
         threading.Thread(
-            target=lambda: _ignore(lambda: engine.pipeline.retrain(actor="t", reason="r")), daemon=True
+            target=lambda: _ignore(lambda: engine.retrain(actor="t", reason="r")), daemon=True
         ).start()
-        wait_until(lambda: engine.views.status()["engine"]["queue"], 30, "the retrain to start")
+        wait_until(lambda: engine.status()["engine"]["queue"], 30, "the retrain to start")
         assert daemon.stop(timeout=10) == 0
     finally:
         if daemon.process.poll() is None:
@@ -344,7 +344,7 @@ def test_the_schedule_proposes_a_retrain_and_a_person_dismisses_it(
         (proposal,) = wait_until(engine.proposals, 30, "a schedule proposal")
         assert proposal["trigger"] == "schedule" and proposal["status"] == "pending"
         assert proposal["evidence"]["every"] == "7d"
-        assert engine.views.status()["retrain_proposals"][0]["proposal_id"] == proposal["proposal_id"]
+        assert engine.status()["retrain_proposals"][0]["proposal_id"] == proposal["proposal_id"]
         dismissed = cli(
             "retrain", "--dismiss", str(proposal["proposal_id"]), "--reason", "not now", cwd=root
         )

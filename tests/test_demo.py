@@ -69,9 +69,9 @@ async def test_in_the_ui_the_engine_plays_the_quarter_and_a_retrain_prompt_appea
     from app.ui.app import make_app
     from app.ui.screens.dialogs import RetrainPrompt
     from engine.core.config import load_config
-    from engine.service.demo import QuarterFeed, create_demo_project, drop_reference
     from engine.core.project import CONFIG_NAME
     from engine.pipeline.retrain import RETRAIN_ALERT_RULES
+    from engine.service.demo import QuarterFeed, create_demo_project, drop_reference
     from engine.service.engine_service import EngineService
 
     folder = create_demo_project(
@@ -88,7 +88,7 @@ async def test_in_the_ui_the_engine_plays_the_quarter_and_a_retrain_prompt_appea
     weeks = len(json.loads((SAMPLE / "drift_truth.json").read_text())["stream"])
 
     def champion() -> int | None:
-        return engine.views.status()["champion"] and engine.views.status()["champion"]["version"]
+        return engine.status()["champion"] and engine.status()["champion"]["version"]
 
     try:
         async with app.run_test(size=(100, 30)) as pilot:
@@ -106,8 +106,8 @@ async def test_in_the_ui_the_engine_plays_the_quarter_and_a_retrain_prompt_appea
             assert reason.value == "below_the_floor"
             await pilot.press("ctrl+r")
             # The retrain's best new version is the challenger; a person promotes it.
-            await until(pilot, lambda: engine.views.status()["challenger"] is not None, 240)
-            challenger = engine.views.status()["challenger"]["version"]
+            await until(pilot, lambda: engine.status()["challenger"] is not None, 240)
+            challenger = engine.status()["challenger"]["version"]
             if isinstance(app.screen, RetrainPrompt):  # a later alert's proposal: not now
                 await pilot.press("escape")
             await pilot.press("3")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from engine.core.project import Project, init_project, open_project
 from engine.data.ingest import ingest_file
 from engine.data.labels import ingest_labels_file
 from engine.monitoring.performance import performance_windows
 from engine.pipeline.training_run import train
-from engine.core.project import Project, init_project, open_project
 from tests.conftest import SAMPLE, append_models, run_cli
 
 LINEAR = '\n[models.linear]\nkind = "linear"\n'

@@ -18,10 +18,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from engine.data.ingest import ingest_file
 from engine.core.owner import project_token
-from engine.pipeline.training_run import train
 from engine.core.project import init_project, open_project
+from engine.data.ingest import ingest_file
+from engine.pipeline.training_run import train
 from engine.service.engine_service import EngineService
 from engine.serving.app import create_app
 from tests.conftest import TWO_LINEAR, append_models, run_cli, serve_in_thread

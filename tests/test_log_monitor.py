@@ -11,12 +11,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from engine.monitoring.alerts import list_alerts
+from engine.core.project import Project, open_project
 from engine.data.ingest import ingest_file
 from engine.data.labels import ingest_labels_file
+from engine.monitoring.alerts import list_alerts
 from engine.monitoring.log_monitor import monitor_log
 from engine.monitoring.performance import performance_windows
-from engine.core.project import Project, open_project
 from engine.serving.app import create_app
 from tests.conftest import SAMPLE, build_trained, run_cli
 from tests.test_serving import call

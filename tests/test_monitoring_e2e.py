@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-from engine.monitoring.alerts import list_alerts
 from engine.core.events import AlertRaised, Event
+from engine.core.project import Project, init_project, open_project
+from engine.monitoring.alerts import list_alerts
 from engine.monitoring.monitor import batch_window, merged_window
 from engine.monitoring.performance import performance_windows
 from engine.pipeline.training_run import train
-from engine.core.project import Project, init_project, open_project
 from tests.conftest import REFERENCE, SAMPLE, append_models, run_cli
 
 TRUTH = json.loads((SAMPLE / "drift_truth.json").read_text())

@@ -15,13 +15,13 @@ import polars as pl
 import pytest
 import tomlkit
 
-from engine.service.client import LocalEngine, RemoteEngine
 from engine.core.errors import MldeckError, NotFoundError, ProjectError
-from engine.data.ingest import ingest_file
-from engine.data.labels import ingest_labels_file
 from engine.core.owner import project_token
 from engine.core.project import Project, init_project, open_project
+from engine.data.ingest import ingest_file
+from engine.data.labels import ingest_labels_file
 from engine.data.quarantine import REVALIDATED, revalidate
+from engine.service.client import LocalEngine, RemoteEngine
 from engine.service.engine_service import EngineService
 from storage.audit import verify_chain
 from tests.conftest import run_cli, serve_in_thread

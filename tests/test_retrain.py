@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from engine.core.errors import RegistryError
-from engine.data.ingest import ingest_file
-from engine.pipeline.training_run import train
 from engine.core.project import Project
-from engine.records.registry import CHAMPION, alias_version
+from engine.data.ingest import ingest_file
 from engine.pipeline.retrain import decide, list_proposals, propose, run_retrain, schedule_due
+from engine.pipeline.training_run import train
+from engine.records.registry import CHAMPION, alias_version
 from storage.audit import verify_chain
 from storage.catalog import utcnow
 from tests.conftest import run_cli

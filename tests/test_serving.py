@@ -20,8 +20,8 @@ import polars as pl
 import pytest
 
 from engine.core.project import Project
-from engine.records.registry import CHAMPION, alias_version
 from engine.models.scoring import feed_for
+from engine.records.registry import CHAMPION, alias_version
 from engine.serving.app import ServingApp, create_app
 from engine.serving.model_slot import load_model
 from tests.conftest import TWO_LINEAR, build_trained, run_cli, serve_in_thread

@@ -20,13 +20,13 @@ import pytest
 from sklearn import metrics as skm
 
 from engine.core.config import Evaluation
-from engine.data.dataset import prepare_dataset
 from engine.core.errors import ConfigError, TrainingError
-from engine.models.evaluate import apply_gates, better, classification_metrics, regression_metrics
+from engine.core.project import Project, init_project, open_project
+from engine.data.dataset import prepare_dataset
 from engine.data.features import feature_spec
 from engine.data.ingest import ingest_file
+from engine.models.evaluate import apply_gates, better, classification_metrics, regression_metrics
 from engine.pipeline.training_run import TrainResult, train
-from engine.core.project import Project, init_project, open_project
 from tests.conftest import REFERENCE, append_models
 
 TREE_KINDS = ("random_forest", "gradient_boosting")

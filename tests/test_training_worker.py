@@ -17,17 +17,16 @@ from typing import Any
 
 import pytest
 
-from engine.data.dataset import prepare_dataset
-from engine.core.errors import ConfigError, MldeckError, TrainingError
+from engine.core.errors import ConfigError, EngineStopping, MldeckError, TrainingError
 from engine.core.events import Event, Progress, ignore_events
-from engine.data.features import feature_spec
-from engine.data.ingest import ingest_file
-from engine.core.errors import EngineStopping
 from engine.core.owner import pid_alive
 from engine.core.project import open_project
+from engine.data.dataset import prepare_dataset
+from engine.data.features import feature_spec
+from engine.data.ingest import ingest_file
+from engine.models.training import train_candidate
 from engine.pipeline.retrain import propose
 from engine.service.engine_service import EngineService
-from engine.models.training import train_candidate
 from engine.service.training_worker import TrainingWorker
 from tests.conftest import REPO, build_trained
 from tests.daemon_helpers import wait_until

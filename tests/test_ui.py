@@ -22,8 +22,8 @@ from app.ui.app import MldeckApp, make_app
 from app.ui.screens.data import DataScreen
 from app.ui.screens.dialogs import KeysScreen, ReasonDialog, RetrainPrompt
 from app.ui.screens.models import ModelsScreen
-from engine.service.client import RemoteEngine
 from engine.core.errors import MldeckError
+from engine.service.client import RemoteEngine
 from engine.service.engine_service import EngineService
 from storage.audit import verify_chain
 from tests.conftest import SAMPLE, until
@@ -475,7 +475,7 @@ async def test_an_ingest_by_the_engine_reloads_the_shown_screen(deck: MldeckApp)
     assert isinstance(deck.client, EngineService)
     engine = deck.client
     week = quarter(SAMPLE)[1]
-    dropped = shutil.copy(week.batch, engine.core.project.incoming_dir)
+    dropped = shutil.copy(week.batch, engine.project.incoming_dir)
     async with deck.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         await settle(pilot)

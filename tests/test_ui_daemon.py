@@ -11,9 +11,9 @@ import pytest
 from app.ui.app import make_app
 from app.ui.screens.dialogs import ReasonDialog
 from app.ui.screens.models import ModelsScreen
-from engine.service.client import RemoteEngine
 from engine.core.owner import read_owner
 from engine.core.project import open_project
+from engine.service.client import RemoteEngine
 from storage.audit import verify_chain
 from tests.daemon_helpers import Daemon, wait_until
 from tests.test_ui import SIZE, rows, settle, type_text
@@ -60,7 +60,7 @@ async def test_promote_with_the_keyboard_through_a_daemon(template: Path, tmp_pa
             close()
 
         # The daemon's own answers: the champion moved and the endpoint serves it.
-        status = engine.views.status()
+        status = engine.status()
         assert status["champion"]["version"] == 2
         assert status["serving"]["version"] == 2
         assert status["engine"]["pid"] == daemon.process.pid

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from engine.views import tables as views
-from engine.service.client import LocalEngine
 from engine.core.errors import NotFoundError, RegistryError
 from engine.core.project import Project, open_project
 from engine.records.registry import CHALLENGER, archive, promote, set_challenger
+from engine.service.client import LocalEngine
 from engine.service.control import ControlApi
+from engine.views import tables as views
 from storage.audit import verify_chain
 from tests.ui_fixture import build_ui_project
 

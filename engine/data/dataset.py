@@ -20,11 +20,11 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from engine.data.contract import quote
 from engine.core.errors import TrainingError, as_mldeck_error
+from engine.core.project import Project
+from engine.data.contract import quote
 from engine.data.features import FeatureSpec, split_sql
 from engine.data.labels import LATEST_LABELS, label_sql_type
-from engine.core.project import Project
 from storage.catalog import utcnow
 from storage.errors import StorageError
 

@@ -24,10 +24,10 @@ from typing import Any, TextIO
 import duckdb
 
 from engine.core.config import write_inferred
-from engine.data.contract import SQL_TYPES, Issue, infer_contract, quote, validate_batch
 from engine.core.errors import InputFileError
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.core.project import CONFIG_NAME, Project
+from engine.data.contract import SQL_TYPES, Issue, infer_contract, quote, validate_batch
 from engine.records.stage_runs import stage_run
 from storage.audit import append_entry
 from storage.catalog import Catalog, utcnow

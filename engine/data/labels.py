@@ -21,8 +21,9 @@ from pathlib import Path
 
 import duckdb
 
-from engine.data.contract import SQL_TYPES, Issue, batch_schema, quote
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
+from engine.core.project import Project
+from engine.data.contract import SQL_TYPES, Issue, batch_schema, quote
 from engine.data.ingest import (
     IngestResult,
     audit_quarantine,
@@ -33,7 +34,6 @@ from engine.data.ingest import (
     scratch_connection,
     seen_before,
 )
-from engine.core.project import Project
 from engine.records.registry import CHAMPION, alias_version
 from engine.records.stage_runs import stage_run
 from storage.catalog import utcnow

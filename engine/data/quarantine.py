@@ -32,9 +32,10 @@ from typing import Any
 
 import duckdb
 
-from engine.data.contract import Issue
 from engine.core.errors import InputFileError, NotFoundError, ProjectError
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
+from engine.core.project import Project
+from engine.data.contract import Issue
 from engine.data.ingest import (
     batch_columns,
     load_file,
@@ -45,7 +46,6 @@ from engine.data.ingest import (
     validate_loaded,
 )
 from engine.data.labels import _check, _refresh_performance, _store_labels
-from engine.core.project import Project
 from engine.records.stage_runs import stage_run
 from storage.audit import append_entry
 from storage.catalog import utcnow

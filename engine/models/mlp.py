@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from engine.core.config import Candidate
-from engine.data.dataset import Dataset
 from engine.core.errors import ConfigError, TrainingError
 from engine.core.events import EventSink, Progress
+from engine.core.onnx_tools import add_label_output, make_session, model_bytes, run_model
+from engine.data.dataset import Dataset
 from engine.data.features import (
     FeatureSpec,
     build_preprocessor,
@@ -26,7 +27,6 @@ from engine.data.features import (
     onnx_feed,
     onnx_input_types,
 )
-from engine.core.onnx_tools import add_label_output, make_session, model_bytes, run_model
 from engine.models.training import TrainedModel, check_parity
 
 DEFAULTS: dict[str, Any] = {

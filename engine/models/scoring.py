@@ -9,9 +9,9 @@ import numpy as np
 import polars as pl
 
 from engine.core.errors import MldeckError, as_mldeck_error
-from engine.data.features import tensor_feed
 from engine.core.onnx_tools import make_session, run_model
 from engine.core.project import Project
+from engine.data.features import tensor_feed
 from storage.errors import StorageError
 
 if TYPE_CHECKING:

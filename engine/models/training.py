@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from engine.core.config import Candidate
-from engine.data.dataset import Dataset
 from engine.core.errors import ConfigError, TrainingError
 from engine.core.events import EventSink, Progress
+from engine.core.onnx_tools import make_session, model_bytes, rename_output, run_model
+from engine.data.dataset import Dataset
 from engine.data.features import (
     FeatureSpec,
     build_preprocessor,
@@ -28,7 +29,6 @@ from engine.data.features import (
     onnx_feed,
     onnx_input_types,
 )
-from engine.core.onnx_tools import make_session, model_bytes, rename_output, run_model
 
 SKLEARN_OPSET = {"": 17, "ai.onnx.ml": 3}
 PARITY_TOLERANCE = 1e-4

@@ -23,15 +23,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine.data.contract import sql_literal
 from engine.core.events import EventSink, ignore_events
+from engine.core.project import Project
+from engine.data.contract import sql_literal
 from engine.monitoring.monitor import (
     DriftWindow,
     drift_verdict,
     load_reference_profile,
     store_drift_window,
 )
-from engine.core.project import Project
 from engine.records.registry import CHAMPION, alias_version, get_version
 from storage.catalog import utcnow
 

@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     import polars as pl
 
     from engine.core.config import DriftSettings
-    from engine.monitoring.drift import DriftReport, ReferenceProfile, WindowSummary
     from engine.data.features import FeatureSpec
+    from engine.monitoring.drift import DriftReport, ReferenceProfile, WindowSummary
 
 
 @dataclass
@@ -268,10 +268,10 @@ def monitor_batch(project: Project, batch_id: int, events: EventSink = ignore_ev
     is not an accepted data batch with a snapshot. Raises on a real failure
     (unreadable snapshot, ...).
     """
+    from engine.models.scoring import score_version
     from engine.monitoring.alerts import check_drift
     from engine.monitoring.drift import summarize_window
     from engine.monitoring.performance import refresh_batch_windows, store_scored_rows
-    from engine.models.scoring import score_version
 
     catalog = project.catalog
     champion = alias_version(catalog, CHAMPION)

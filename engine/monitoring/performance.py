@@ -25,8 +25,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from engine.core.events import EventSink, ignore_events
-from engine.data.labels import LATEST_LABELS
 from engine.core.project import Project
+from engine.data.labels import LATEST_LABELS
 from engine.records.registry import version_metrics
 from storage.catalog import utcnow
 

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.core.config import Config, parse_config
-from engine.data.dataset import Dataset, dataset_hash_of, load_dataset, split_frame
 from engine.core.errors import MldeckError
 from engine.core.events import EventSink, ignore_events
-from engine.data.features import FeatureSpec, onnx_feed
 from engine.core.onnx_tools import make_session, run_model
 from engine.core.project import Project
+from engine.data.dataset import Dataset, dataset_hash_of, load_dataset, split_frame
+from engine.data.features import FeatureSpec, onnx_feed
 from engine.records.provenance import version_provenance
 from engine.records.registry import get_version, library_versions, version_metrics
 from engine.records.stage_runs import stage_run

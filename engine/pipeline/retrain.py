@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core.errors import MldeckError, NotFoundError, RegistryError
 from engine.core.events import EventSink, RetrainProposed, ignore_events
+from engine.core.jsonable import jsonable
 from engine.core.project import Project
 from engine.records.registry import CHALLENGER, CHAMPION, alias_version, promote
-from engine.core.jsonable import jsonable
 from storage.audit import append_entry
 from storage.catalog import utcnow
 

@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 
 from engine.core.config import Candidate
-from engine.data.dataset import Dataset, prepare_dataset
-from engine.core.errors import MldeckError, TrainingError
-from engine.models.evaluate import apply_gates, better, classification_metrics, regression_metrics
+from engine.core.errors import EngineStopping, MldeckError, TrainingError
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
-from engine.data.features import FeatureSpec, feature_spec
-from engine.core.errors import EngineStopping
-from engine.monitoring.monitor import record_reference_profile
 from engine.core.project import Project
+from engine.data.dataset import Dataset, prepare_dataset
+from engine.data.features import FeatureSpec, feature_spec
+from engine.models.evaluate import apply_gates, better, classification_metrics, regression_metrics
+from engine.models.scoring import score_version
+from engine.models.training import Trainer, train_candidate
+from engine.monitoring.monitor import record_reference_profile
 from engine.records.provenance import record_provenance
 from engine.records.registry import (
     CHAMPION,
@@ -33,9 +34,7 @@ from engine.records.registry import (
     register_version,
     set_challenger,
 )
-from engine.models.scoring import score_version
 from engine.records.stage_runs import stage_run
-from engine.models.training import Trainer, train_candidate
 from storage.catalog import utcnow
 
 

@@ -4,7 +4,7 @@ the control API of the engine that owns the project.
 `LocalEngine` works on an open project. `RemoteEngine` sends the call to the
 owning engine over HTTP on its loopback address with the project's token, and
 raises the same `MldeckError`s with the same messages. Every call answers JSON
-data (`engine.views.status.jsonable`), so the CLI prints the same thing either way.
+data (`engine.core.jsonable.jsonable`), so the CLI prints the same thing either way.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from engine.core.owner import project_token, read_owner
 from engine.core.project import STATE_DIR, Project, find_root
 
 if TYPE_CHECKING:
-    from engine.service import loopback
     from engine.core.events import Event, EventHub, EventSink
     from engine.models.training import Trainer
+    from engine.service import loopback
 
 CONTROL_TIMEOUT_S = 30.0
 CONNECT_RETRY_S = 5.0
@@ -330,8 +330,8 @@ class LocalEngine:
 
     def log_drift(self, span: str) -> dict[str, Any]:
         """A new drift window over the prediction log of the last `span`, with serving figures."""
-        from engine.monitoring.log_monitor import monitor_log
         from engine.core.spans import parse_span
+        from engine.monitoring.log_monitor import monitor_log
 
         result = monitor_log(self.project, parse_span(span), events=self._sink)
         if result.window is None:

@@ -88,7 +88,7 @@ class ControlApi:
 
     def _get(self, path: str, query: dict[str, list[str]]) -> Any:
         if path == "/control/status":
-            return self.engine.views.status()
+            return self.engine.status()
         if path == "/control/models":
             return self.engine.models()
         if path == "/control/drift":
@@ -96,11 +96,11 @@ class ControlApi:
             batch = query.get("batch", [None])[0]
             if batch is not None and not batch.isdigit():
                 raise ControlError(400, "'batch' must be a batch number")
-            return self.engine.monitoring.drift(span, None if batch is None else int(batch))
+            return self.engine.drift(span, None if batch is None else int(batch))
         if path == "/control/proposals":
             return self.engine.proposals()
         if path == "/control/doctor":
-            return self.engine.views.doctor()
+            return self.engine.doctor()
         engine = self.engine
         one = {k: v[0] for k, v in query.items()}
         if path == "/control/batches":
@@ -134,11 +134,11 @@ class ControlApi:
                 raise ControlError(400, "the query parameter 'id' is required")
             return engine.explain(one["id"])
         if path == "/control/lineage":
-            return engine.views.lineage(_int(one, "version"))
+            return engine.lineage(_int(one, "version"))
         if path == "/control/alerts":
-            return engine.monitoring.alerts(one.get("status"))
+            return engine.alerts(one.get("status"))
         if path == "/control/performance":
-            return engine.monitoring.performance()
+            return engine.performance()
         raise ControlError(404, f"no control route GET {path}")
 
     def _post(self, path: str, payload: dict[str, Any]) -> Any:
@@ -150,18 +150,18 @@ class ControlApi:
         if path == "/control/log-drift":
             return self.engine.log_drift(_text(payload, "span"))
         if path == "/control/report":
-            return self.engine.views.report(_text(payload, "path"))
+            return self.engine.report(_text(payload, "path"))
         if path == "/control/ingest":
             paths = payload.get("paths", [])
             if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
                 raise ControlError(400, "'paths' must be a list of strings")
-            return self.engine.data.ingest(paths)
+            return self.engine.ingest(paths)
         actor = _text(payload, "actor")
         if path == "/control/reproduce":
             version = payload.get("version")
             if isinstance(version, bool) or not isinstance(version, int):
                 raise ControlError(400, "'version' must be an integer")
-            return self.engine.pipeline.reproduce(version, actor=actor)
+            return self.engine.reproduce(version, actor=actor)
         if path == "/control/train":
             only = payload.get("only", [])
             if not isinstance(only, list) or not all(isinstance(o, str) for o in only):
@@ -177,7 +177,7 @@ class ControlApi:
         if path == "/control/rollback":
             return self.engine.rollback(actor=actor, reason=reason)
         if path == "/control/retrain":
-            return self.engine.pipeline.retrain(actor=actor, reason=reason)
+            return self.engine.retrain(actor=actor, reason=reason)
         if path == "/control/archive":
             version = payload.get("version")
             if isinstance(version, bool) or not isinstance(version, int):

@@ -29,23 +29,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from engine.service.client import LocalEngine
-from engine.core.events import Event, EventHub
 from engine.core.errors import EngineStopping
-from engine.service.jobs import Job, PipelineQueue
+from engine.core.events import Event, EventHub
 from engine.core.owner import project_token, read_owner
 from engine.core.project import Project
 from engine.records.registry import CHAMPION, alias_version, champion_history
+from engine.service.client import LocalEngine
 from engine.service.control import ControlApi
 from engine.service.front import EngineFront
-from engine.views.status import project_status
+from engine.service.jobs import Job, PipelineQueue
 from engine.service.training_worker import TrainingWorker
+from engine.views.status import project_status
 from storage.catalog import Catalog, utcnow
 
 if TYPE_CHECKING:
+    from engine.service.watcher import Watcher
     from engine.serving.app import ServingApp
     from engine.serving.model_slot import LoadedModel
-    from engine.service.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -471,7 +471,9 @@ class EngineService:
             "   WHERE w.batch_id = CAST(json_extract(s.inputs_json, '$.batch_id') AS BIGINT))"
             " ORDER BY 1"
         ):
-            from engine.monitoring.monitor import monitor_batch_recorded  # numpy: only when there is one
+            from engine.monitoring.monitor import (
+                monitor_batch_recorded,  # numpy: only when there is one
+            )
 
             monitor_batch_recorded(self.project, int(row["batch_id"]), self.hub.publish)
             rechecked.append(int(row["batch_id"]))

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from engine.core.events import Event, EventHub, event_to_dict
-from engine.serving.bodies import BodyTooLarge, read_asgi_body, read_rsgi_body
 from engine.service.control import ControlApi, ControlError
+from engine.serving.bodies import BodyTooLarge, read_asgi_body, read_rsgi_body
 
 if TYPE_CHECKING:
     from engine.serving.app import Receive, Scope, Send, ServingApp

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.core.errors import EngineStopping, MldeckError
+from engine.core.errors import EngineStopping
 from engine.core.events import EventSink, JobFinished, JobQueued, JobStarted, ignore_events
 from storage.catalog import Catalog, utcnow
 

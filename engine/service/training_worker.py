@@ -39,9 +39,8 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
-from engine.core.errors import TrainingError
+from engine.core.errors import EngineStopping, TrainingError
 from engine.core.events import EventSink
-from engine.core.errors import EngineStopping
 
 if TYPE_CHECKING:  # numpy, polars, duckdb: not for an engine that has not trained yet
     from engine.core.config import Candidate

@@ -47,8 +47,8 @@ import numpy as np
 import orjson
 
 from engine.core.errors import MldeckError, NotFoundError
-from engine.data.features import MISSING_CATEGORY
 from engine.core.project import Project
+from engine.data.features import MISSING_CATEGORY
 from engine.records.registry import CHAMPION, alias_version
 from engine.serving import oip_binary
 from engine.serving.batching import ModelRunError, PreparedColumns, ScoredRun

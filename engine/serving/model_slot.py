@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.core.project import Project
-from engine.records.registry import get_version
 from engine.models.scoring import load_session
+from engine.records.registry import get_version
 from engine.serving.batching import MicroBatcher
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ with the audit entry that made it champion before the prediction was served.
 it served, counted by day.
 
 Everything is read from the catalog only, so it works for versions archived or
-superseded long ago. Times are ISO 8601 strings in UTC (see `engine.views.status.iso`).
+superseded long ago. Times are ISO 8601 strings in UTC (see `engine.core.jsonable.iso`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import json
 from typing import Any
 
 from engine.core.errors import NotFoundError
+from engine.core.jsonable import iso
 from engine.records.provenance import version_provenance
 from engine.records.registry import CHAMPION, get_version, version_metrics
-from engine.core.jsonable import iso
 from storage.catalog import Catalog
 
 ROW_SEPARATOR = "/"

@@ -183,7 +183,12 @@ def _histograms(
     """(feature, bin labels, reference shares, current shares) for every feature with data."""
     import numpy as np
 
-    from engine.monitoring.drift import CategoricalCounts, NumericCounts, NumericProfile, psi_bin_counts
+    from engine.monitoring.drift import (
+        CategoricalCounts,
+        NumericCounts,
+        NumericProfile,
+        psi_bin_counts,
+    )
 
     out = []
     for name, ref in profile.columns.items():

@@ -6,14 +6,17 @@ built here or came over the control API of the engine that owns the project.
 
 from __future__ import annotations
 
-import math
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from engine.core.jsonable import iso_rows
 from engine.core.project import Project
-from engine.records.registry import CHALLENGER, CHAMPION, alias_version, get_version, version_metrics
+from engine.records.registry import (
+    CHALLENGER,
+    CHAMPION,
+    alias_version,
+    get_version,
+    version_metrics,
+)
 
 
 def project_status(

@@ -14,9 +14,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from engine.core.errors import NotFoundError
+from engine.core.jsonable import iso, iso_rows
 from engine.core.project import Project
 from engine.records.registry import CHAMPION, alias_version, get_version, version_metrics
-from engine.core.jsonable import iso, iso_rows
 from storage.catalog import utcnow
 
 if TYPE_CHECKING:
