@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from engine.pipeline.reproduce import TOLERANCE
     from engine.records.registry import CHALLENGER, alias_version
     from engine.records.stage_runs import mark_interrupted
-    from engine.service.client import EngineClient, LocalEngine, RemoteEngine, remote_engine
+    from engine.service.client import LocalEngine, RemoteEngine, remote_engine
     from engine.service.demo import (
         QuarterFeed,
         Week,
@@ -46,12 +46,13 @@ if TYPE_CHECKING:
         train_reference,
     )
     from engine.service.engine_service import EngineService
+    from engine.service.operations import EngineClient
     from engine.serving.server import serve_app
 
 _WHERE: dict[str, str] = {
     "CHALLENGER": "engine.records.registry",
     "CONFIG_NAME": "engine.core.project",
-    "EngineClient": "engine.service.client",
+    "EngineClient": "engine.service.operations",
     "EngineService": "engine.service.engine_service",
     "Event": "engine.core.events",
     "JobFinished": "engine.core.events",

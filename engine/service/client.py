@@ -1,9 +1,9 @@
-"""The engine client: the same calls, either on the catalog directly or through
-the control API of the engine that owns the project.
+"""The engine clients: the operations of `engine.service.operations`, either on the catalog
+directly or through the control API of the engine that owns the project.
 
-`LocalEngine` works on an open project. `RemoteEngine` sends the call to the
-owning engine over HTTP on its loopback address with the project's token, and
-raises the same `MldeckError`s with the same messages. Every call answers JSON
+`LocalEngine` implements each operation on an open project. `RemoteEngine` sends any of them
+to the owning engine over HTTP on its loopback address with the project's token, and raises
+the same `MldeckError`s with the same messages. Every call answers JSON
 data (`engine.core.jsonable.jsonable`), so the CLI prints the same thing either way.
 """
 
@@ -14,12 +14,14 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from engine.core.errors import MldeckError, ProjectError
+from engine.core.jsonable import jsonable
 from engine.core.owner import project_token, read_owner
 from engine.core.project import STATE_DIR, Project, find_root
+from engine.service.operations import OPERATIONS, EngineClient
 
 if TYPE_CHECKING:
     from engine.core.events import Event, EventHub, EventSink
@@ -33,94 +35,7 @@ EVENTS_TIMEOUT_S = 60.0
 """The event stream sends a keep-alive comment well within this."""
 
 
-def _jsonable(value: Any) -> Any:
-    # engine.views.status (the registry and audit code behind it) is for local calls only;
-    # a command that reaches a running engine never loads it.
-    from engine.core.jsonable import jsonable
-
-    return jsonable(value)
-
-
-class EngineClient(Protocol):
-    def status(self) -> dict[str, Any]: ...
-
-    def models(self) -> list[dict[str, Any]]: ...
-
-    def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]: ...
-
-    def ingest(self, paths: list[str]) -> list[dict[str, Any]]: ...
-
-    def train(self, *, actor: str, only: list[str]) -> dict[str, Any]: ...
-
-    def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]: ...
-
-    def rollback(self, *, actor: str, reason: str) -> dict[str, Any]: ...
-
-    def retrain(self, *, actor: str, reason: str) -> dict[str, Any]: ...
-
-    def proposals(self) -> list[dict[str, Any]]: ...
-
-    def decide(
-        self, proposal_id: int, *, accept: bool, actor: str, reason: str
-    ) -> dict[str, Any]: ...
-
-    def doctor(self) -> dict[str, Any]: ...
-
-    def archive(self, version: int, *, actor: str, reason: str) -> dict[str, Any]: ...
-
-    def snooze(self, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]: ...
-
-    # What the UI's screens show (engine.views.tables), JSON data either way.
-    def batches(self) -> list[dict[str, Any]]: ...
-
-    def batch_issues(self, batch_id: int) -> list[dict[str, Any]]: ...
-
-    def quarantined(self) -> list[dict[str, Any]]: ...
-
-    def stage_lanes(self) -> dict[str, Any]: ...
-
-    def lineage_summary(self, version: int) -> dict[str, Any]: ...
-
-    def drift_history(self) -> list[dict[str, Any]]: ...
-
-    def drift_histogram(self, window_id: int, feature: str) -> dict[str, Any]: ...
-
-    def serving_stats(self) -> dict[str, Any]: ...
-
-    def audit_entries(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        kinds: list[str] | None = None,
-        text: str | None = None,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]: ...
-
-    def audit_verify(self) -> dict[str, Any]: ...
-
-    def acknowledge_alert(self, alert_id: int) -> dict[str, Any]: ...
-
-    def log_drift(self, span: str) -> dict[str, Any]: ...
-
-    def report(self, path: str) -> dict[str, Any]: ...
-
-    def explain(self, prediction_id: str) -> dict[str, Any]: ...
-
-    def lineage(self, version: int) -> dict[str, Any]: ...
-
-    def reproduce(self, version: int, *, actor: str) -> dict[str, Any]: ...
-
-    def alerts(self, status: str | None = None) -> list[dict[str, Any]]: ...
-
-    def performance(self) -> list[dict[str, Any]]: ...
-
-    def events(self) -> Iterator[Event]: ...
-
-    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]: ...
-
-
-class LocalEngine:
+class LocalEngine(EngineClient):
     """Calls on a project this process has open.
 
     Args:
@@ -150,7 +65,7 @@ class LocalEngine:
     def models(self) -> list[dict[str, Any]]:
         from engine.records.registry import list_versions
 
-        versions: list[dict[str, Any]] = _jsonable(list_versions(self.project.catalog))
+        versions: list[dict[str, Any]] = jsonable(list_versions(self.project.catalog))
         return versions
 
     def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
@@ -174,7 +89,7 @@ class LocalEngine:
             )
         info = found.to_dict()
         report = info.pop("report")
-        answer: dict[str, Any] = _jsonable({**report, "window": info})
+        answer: dict[str, Any] = jsonable({**report, "window": info})
         return answer
 
     def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
@@ -187,7 +102,7 @@ class LocalEngine:
         )
         files = expand_paths([Path(p) for p in paths] or default)
         return [
-            _jsonable(ingest_result_dict(project, ingest_dropped(project, path, self._sink)))
+            jsonable(ingest_result_dict(project, ingest_dropped(project, path, self._sink)))
             for path in files
         ]
 
@@ -197,7 +112,7 @@ class LocalEngine:
         result = train(
             self.project, events=self._sink, actor=actor, only=only, trainer=self.trainer
         )
-        answer: dict[str, Any] = _jsonable(train_result_dict(result))
+        answer: dict[str, Any] = jsonable(train_result_dict(result))
         return answer
 
     def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]:
@@ -214,7 +129,7 @@ class LocalEngine:
         """A person asks for a retrain: it runs now, whatever the policy (the person decided)."""
         from engine.pipeline.retrain import run_retrain
 
-        answer: dict[str, Any] = _jsonable(
+        answer: dict[str, Any] = jsonable(
             run_retrain(
                 self.project,
                 actor=actor,
@@ -233,7 +148,7 @@ class LocalEngine:
     def decide(self, proposal_id: int, *, accept: bool, actor: str, reason: str) -> dict[str, Any]:
         from engine.pipeline.retrain import decide
 
-        answer: dict[str, Any] = _jsonable(
+        answer: dict[str, Any] = jsonable(
             decide(
                 self.project,
                 proposal_id,
@@ -319,7 +234,7 @@ class LocalEngine:
     def audit_verify(self) -> dict[str, Any]:
         from engine.records.audit import verify_audit
 
-        answer: dict[str, Any] = _jsonable(verify_audit(self.project.catalog))
+        answer: dict[str, Any] = jsonable(verify_audit(self.project.catalog))
         return answer
 
     def acknowledge_alert(self, alert_id: int) -> dict[str, Any]:
@@ -341,7 +256,7 @@ class LocalEngine:
                 title="No drift window",
             )
         info = result.window.to_dict()
-        answer: dict[str, Any] = _jsonable(
+        answer: dict[str, Any] = jsonable(
             {**info.pop("report"), "window": info, "serving": result.serving}
         )
         return answer
@@ -355,19 +270,19 @@ class LocalEngine:
     def explain(self, prediction_id: str) -> dict[str, Any]:
         from engine.views.lineage import explain_prediction
 
-        answer: dict[str, Any] = _jsonable(explain_prediction(self.project.catalog, prediction_id))
+        answer: dict[str, Any] = jsonable(explain_prediction(self.project.catalog, prediction_id))
         return answer
 
     def lineage(self, version: int) -> dict[str, Any]:
         from engine.views.lineage import version_lineage
 
-        answer: dict[str, Any] = _jsonable(version_lineage(self.project.catalog, version))
+        answer: dict[str, Any] = jsonable(version_lineage(self.project.catalog, version))
         return answer
 
     def reproduce(self, version: int, *, actor: str) -> dict[str, Any]:
         from engine.pipeline.reproduce import reproduce_version
 
-        answer: dict[str, Any] = _jsonable(
+        answer: dict[str, Any] = jsonable(
             reproduce_version(self.project, version, actor=actor, trainer=self.trainer).to_dict()
         )
         return answer
@@ -375,13 +290,13 @@ class LocalEngine:
     def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
         from engine.monitoring.alerts import list_alerts
 
-        found: list[dict[str, Any]] = _jsonable(list_alerts(self.project.catalog, status=status))
+        found: list[dict[str, Any]] = jsonable(list_alerts(self.project.catalog, status=status))
         return found
 
     def performance(self) -> list[dict[str, Any]]:
         from engine.monitoring.performance import performance_windows
 
-        found: list[dict[str, Any]] = _jsonable(performance_windows(self.project))
+        found: list[dict[str, Any]] = jsonable(performance_windows(self.project))
         return found
 
     def events(self) -> Iterator[Event]:
@@ -394,7 +309,7 @@ class LocalEngine:
         return revalidate(self.project, batch_id, actor=actor, reason=reason, events=self._sink)
 
 
-class RemoteEngine:
+class RemoteEngine(EngineClient):
     """Calls sent to the engine that owns the project."""
 
     def __init__(self, url: str, token: str) -> None:
@@ -450,170 +365,15 @@ class RemoteEngine:
         except (OSError, ValueError) as exc:  # the engine went away mid-answer
             raise ProjectError(f"the engine at {self.url} stopped answering: {exc}") from exc
 
-    def status(self) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call("/control/status", None)
-        return answer
-
-    def models(self) -> list[dict[str, Any]]:
-        answer: list[dict[str, Any]] = self._call("/control/models", None)
-        return answer
-
-    def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
-        answer: dict[str, Any] = self._get("/control/drift", span=span, batch=batch_id)
-        return answer
-
-    def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
-        answer: list[dict[str, Any]] = self._call("/control/ingest", {"paths": paths}, None)
-        return answer
-
-    def train(self, *, actor: str, only: list[str]) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call("/control/train", {"actor": actor, "only": only}, None)
-        return answer
-
-    def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call(
-            "/control/promote",
-            {"version": version, "actor": actor, "reason": reason, "force": force},
-            None,
-        )
-        return answer
-
-    def rollback(self, *, actor: str, reason: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call(
-            "/control/rollback", {"actor": actor, "reason": reason}, None
-        )
-        return answer
-
-    def retrain(self, *, actor: str, reason: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call(
-            "/control/retrain", {"actor": actor, "reason": reason}, None
-        )
-        return answer
-
-    def proposals(self) -> list[dict[str, Any]]:
-        answer: list[dict[str, Any]] = self._call("/control/proposals", None)
-        return answer
-
-    def decide(self, proposal_id: int, *, accept: bool, actor: str, reason: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call(
-            "/control/proposals/" + ("accept" if accept else "dismiss"),
-            {"proposal_id": proposal_id, "actor": actor, "reason": reason},
-            None,
-        )
-        return answer
-
-    def doctor(self) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call("/control/doctor", None)
-        return answer
-
-    def _get(self, path: str, **query: Any) -> Any:
-        params = {k: v for k, v in query.items() if v is not None}
-        return self._call(path + (f"?{urlencode(params)}" if params else ""), None)
-
-    def archive(self, version: int, *, actor: str, reason: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call(
-            "/control/archive", {"version": version, "actor": actor, "reason": reason}, None
-        )
-        return answer
-
-    def snooze(self, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call(
-            "/control/proposals/snooze",
-            {"proposal_id": proposal_id, "actor": actor, "reason": reason},
-            None,
-        )
-        return answer
-
-    def batches(self) -> list[dict[str, Any]]:
-        answer: list[dict[str, Any]] = self._get("/control/batches")
-        return answer
-
-    def batch_issues(self, batch_id: int) -> list[dict[str, Any]]:
-        answer: list[dict[str, Any]] = self._get("/control/batch-issues", batch=batch_id)
-        return answer
-
-    def quarantined(self) -> list[dict[str, Any]]:
-        answer: list[dict[str, Any]] = self._get("/control/quarantine")
-        return answer
-
-    def stage_lanes(self) -> dict[str, Any]:
-        answer: dict[str, Any] = self._get("/control/lanes")
-        return answer
-
-    def lineage_summary(self, version: int) -> dict[str, Any]:
-        answer: dict[str, Any] = self._get("/control/lineage-summary", version=version)
-        return answer
-
-    def drift_history(self) -> list[dict[str, Any]]:
-        answer: list[dict[str, Any]] = self._get("/control/drift-history")
-        return answer
-
-    def drift_histogram(self, window_id: int, feature: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._get(
-            "/control/drift-histogram", window=window_id, feature=feature
-        )
-        return answer
-
-    def serving_stats(self) -> dict[str, Any]:
-        answer: dict[str, Any] = self._get("/control/serving")
-        return answer
-
-    def audit_entries(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        kinds: list[str] | None = None,
-        text: str | None = None,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        answer: list[dict[str, Any]] = self._get(
-            "/control/audit-entries",
-            since=None if since is None else since.isoformat(),
-            until=None if until is None else until.isoformat(),
-            kinds=",".join(kinds) if kinds else None,
-            text=text,
-            limit=limit,
-        )
-        return answer
-
-    def audit_verify(self) -> dict[str, Any]:
-        answer: dict[str, Any] = self._get("/control/audit-verify")
-        return answer
-
-    def acknowledge_alert(self, alert_id: int) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call("/control/alerts/ack", {"alert_id": alert_id}, None)
-        return answer
-
-    def log_drift(self, span: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call("/control/log-drift", {"span": span}, None)
-        return answer
-
-    def report(self, path: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call("/control/report", {"path": path}, None)
-        return answer
-
-    def explain(self, prediction_id: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._get("/control/explain", id=prediction_id)
-        return answer
-
-    def lineage(self, version: int) -> dict[str, Any]:
-        answer: dict[str, Any] = self._get("/control/lineage", version=version)
-        return answer
-
-    def reproduce(self, version: int, *, actor: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call(
-            "/control/reproduce", {"version": version, "actor": actor}, None
-        )
-        return answer
-
-    def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
-        answer: list[dict[str, Any]] = self._get("/control/alerts", status=status)
-        return answer
-
-    def performance(self) -> list[dict[str, Any]]:
-        answer: list[dict[str, Any]] = self._get("/control/performance")
-        return answer
+    def _invoke(self, name: str, **kwargs: Any) -> Any:
+        """Any operation: its route, with its arguments in the query (GET) or the body (POST)."""
+        op = OPERATIONS[name]
+        route = op.route_for(kwargs)
+        values = {arg.wire: kwargs.get(arg.name, arg.default) for arg in op.args}
+        if op.method == "POST":
+            return self._call(route, values, None)  # a job: wait however long it runs
+        query = {key: _query_value(v) for key, v in values.items() if v is not None}
+        return self._call(route + (f"?{urlencode(query)}" if query else ""), None)
 
     def events(self) -> Iterator[Event]:
         """The engine's events as they happen (server-sent events), until it stops."""
@@ -628,11 +388,13 @@ class RemoteEngine:
                 if event is not None:
                     yield event
 
-    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call(
-            "/control/revalidate", {"batch_id": batch_id, "actor": actor, "reason": reason}, None
-        )
-        return answer
+
+def _query_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return ",".join(value)
+    return value
 
 
 def remote_engine(start: Path) -> RemoteEngine | None:

@@ -7,24 +7,9 @@ call on the catalog directly, and answers its JSON data, so a command prints
 the same thing with or without a running engine. Errors answer
 `{"error", "title"}` with the engine error's message.
 
-    GET  /control/status | models | drift[?span=7d|?batch=N] | proposals | doctor
-    GET  /control/batches | batch-issues?batch=N | quarantine | lanes | lineage-summary?version=N
-         | drift-history | drift-histogram?window=N&feature=F | serving
-         | audit-entries[?since=&until=&kinds=a,b&text=&limit=] | audit-verify
-         | alerts[?status=open] | performance | explain?id=ID | lineage?version=N
-    GET  /control/events                      server-sent events, one JSON object each
-    POST /control/ingest      {"paths"}
-    POST /control/train       {"actor", "only"}
-    POST /control/promote     {"version", "actor", "reason", "force"}
-    POST /control/rollback    {"actor", "reason"}
-    POST /control/retrain     {"actor", "reason"}
-    POST /control/archive     {"version", "actor", "reason"}
-    POST /control/reproduce   {"version", "actor"}
-    POST /control/alerts/ack  {"alert_id"}
-    POST /control/log-drift   {"span"}      a new drift window over the prediction log
-    POST /control/report      {"path"}      writes the HTML report there
-    POST /control/proposals/accept | dismiss | snooze   {"proposal_id", "actor", "reason"}
-    POST /control/revalidate  {"batch_id", "actor", "reason"}
+The routes are the operations' (engine.service.operations: each one's method, path and
+arguments, decoded here by their annotated types); `GET /control/events` streams the engine's
+events as server-sent events (engine.service.front).
 """
 
 from __future__ import annotations
@@ -32,14 +17,13 @@ from __future__ import annotations
 import hmac
 import json
 import urllib.parse
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.core.errors import MldeckError, NotFoundError
+from engine.service.operations import OPERATIONS, Arg, EngineClient, Operation
 from storage.errors import StorageError
-
-if TYPE_CHECKING:
-    from engine.service.client import EngineClient
 
 
 class ControlError(Exception):
@@ -63,11 +47,19 @@ class ControlApi:
 
         try:
             self.authorize(authorization)
-            if method == "GET":
-                return 200, self._get(path, urllib.parse.parse_qs(query))
-            if method != "POST":
+            if method not in ("GET", "POST"):
                 raise ControlError(405, f"{path} takes GET or POST")
-            return 200, self._post(path, self._payload(body))
+            found = ROUTES.get((method, path))
+            if found is None:
+                raise ControlError(404, f"no control route {method} {path}")
+            op, fixed = found
+            if method == "GET":
+                query_args = {k: v[0] for k, v in urllib.parse.parse_qs(query).items()}
+                kwargs = {arg.name: _from_query(arg, query_args) for arg in op.args}
+            else:
+                payload = self._payload(body)
+                kwargs = {arg.name: _from_body(arg, payload) for arg in op.args}
+            return 200, getattr(self.engine, op.name)(**kwargs, **fixed)
         except ControlError as exc:
             return exc.status, {"error": exc.msg, "title": exc.title}
         except NotFoundError as exc:
@@ -86,120 +78,6 @@ class ControlApi:
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise ControlError(401, "missing or wrong control token", "Unauthorized")
 
-    def _get(self, path: str, query: dict[str, list[str]]) -> Any:
-        if path == "/control/status":
-            return self.engine.status()
-        if path == "/control/models":
-            return self.engine.models()
-        if path == "/control/drift":
-            span = query.get("span", [None])[0]
-            batch = query.get("batch", [None])[0]
-            if batch is not None and not batch.isdigit():
-                raise ControlError(400, "'batch' must be a batch number")
-            return self.engine.drift(span, None if batch is None else int(batch))
-        if path == "/control/proposals":
-            return self.engine.proposals()
-        if path == "/control/doctor":
-            return self.engine.doctor()
-        engine = self.engine
-        one = {k: v[0] for k, v in query.items()}
-        if path == "/control/batches":
-            return engine.batches()
-        if path == "/control/batch-issues":
-            return engine.batch_issues(_int(one, "batch"))
-        if path == "/control/quarantine":
-            return engine.quarantined()
-        if path == "/control/lanes":
-            return engine.stage_lanes()
-        if path == "/control/lineage-summary":
-            return engine.lineage_summary(_int(one, "version"))
-        if path == "/control/drift-history":
-            return engine.drift_history()
-        if path == "/control/drift-histogram":
-            return engine.drift_histogram(_int(one, "window"), one.get("feature", ""))
-        if path == "/control/serving":
-            return engine.serving_stats()
-        if path == "/control/audit-entries":
-            return engine.audit_entries(
-                since=_time(one, "since"),
-                until=_time(one, "until"),
-                kinds=one["kinds"].split(",") if one.get("kinds") else None,
-                text=one.get("text"),
-                limit=_int(one, "limit") if "limit" in one else None,
-            )
-        if path == "/control/audit-verify":
-            return engine.audit_verify()
-        if path == "/control/explain":
-            if not one.get("id"):
-                raise ControlError(400, "the query parameter 'id' is required")
-            return engine.explain(one["id"])
-        if path == "/control/lineage":
-            return engine.lineage(_int(one, "version"))
-        if path == "/control/alerts":
-            return engine.alerts(one.get("status"))
-        if path == "/control/performance":
-            return engine.performance()
-        raise ControlError(404, f"no control route GET {path}")
-
-    def _post(self, path: str, payload: dict[str, Any]) -> Any:
-        if path == "/control/alerts/ack":
-            alert_id = payload.get("alert_id")
-            if isinstance(alert_id, bool) or not isinstance(alert_id, int):
-                raise ControlError(400, "'alert_id' must be an integer")
-            return self.engine.acknowledge_alert(alert_id)
-        if path == "/control/log-drift":
-            return self.engine.log_drift(_text(payload, "span"))
-        if path == "/control/report":
-            return self.engine.report(_text(payload, "path"))
-        if path == "/control/ingest":
-            paths = payload.get("paths", [])
-            if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-                raise ControlError(400, "'paths' must be a list of strings")
-            return self.engine.ingest(paths)
-        actor = _text(payload, "actor")
-        if path == "/control/reproduce":
-            version = payload.get("version")
-            if isinstance(version, bool) or not isinstance(version, int):
-                raise ControlError(400, "'version' must be an integer")
-            return self.engine.reproduce(version, actor=actor)
-        if path == "/control/train":
-            only = payload.get("only", [])
-            if not isinstance(only, list) or not all(isinstance(o, str) for o in only):
-                raise ControlError(400, "'only' must be a list of candidate names")
-            return self.engine.train(actor=actor, only=only)
-        reason = _text(payload, "reason")
-        if path == "/control/promote":
-            version = payload.get("version")
-            if isinstance(version, bool) or not isinstance(version, int):
-                raise ControlError(400, "'version' must be an integer")
-            force = bool(payload.get("force", False))
-            return self.engine.promote(version, actor=actor, reason=reason, force=force)
-        if path == "/control/rollback":
-            return self.engine.rollback(actor=actor, reason=reason)
-        if path == "/control/retrain":
-            return self.engine.retrain(actor=actor, reason=reason)
-        if path == "/control/archive":
-            version = payload.get("version")
-            if isinstance(version, bool) or not isinstance(version, int):
-                raise ControlError(400, "'version' must be an integer")
-            return self.engine.archive(version, actor=actor, reason=reason)
-        if path.startswith("/control/proposals/"):
-            proposal_id = payload.get("proposal_id")
-            if isinstance(proposal_id, bool) or not isinstance(proposal_id, int):
-                raise ControlError(400, "'proposal_id' must be an integer")
-            answer = path.rsplit("/", 1)[1]
-            if answer == "snooze":
-                return self.engine.snooze(proposal_id, actor=actor, reason=reason)
-            if answer in ("accept", "dismiss"):
-                accept = answer == "accept"
-                return self.engine.decide(proposal_id, accept=accept, actor=actor, reason=reason)
-        if path == "/control/revalidate":
-            batch_id = payload.get("batch_id")
-            if isinstance(batch_id, bool) or not isinstance(batch_id, int):
-                raise ControlError(400, "'batch_id' must be an integer")
-            return self.engine.revalidate(batch_id, actor=actor, reason=reason)
-        raise ControlError(404, f"no control route POST {path}")
-
     @staticmethod
     def _payload(body: bytes) -> dict[str, Any]:
         try:
@@ -211,24 +89,63 @@ class ControlApi:
         return payload
 
 
-def _int(query: dict[str, str], key: str) -> int:
-    try:
-        return int(query[key])
-    except (KeyError, ValueError):
-        raise ControlError(400, f"the query parameter {key!r} must be an integer") from None
+ROUTES: dict[tuple[str, str], tuple[Operation, Mapping[str, Any]]] = {
+    (op.method, route): (op, fixed)
+    for op in OPERATIONS.values()
+    for route, fixed in op.routes().items()
+}
+"""(method, path) -> the operation and the arguments its route fixes."""
 
 
-def _time(query: dict[str, str], key: str) -> datetime | None:
-    if key not in query:
-        return None
-    try:
-        return datetime.fromisoformat(query[key])
-    except ValueError:
-        raise ControlError(400, f"the query parameter {key!r} must be an ISO date") from None
+def _from_query(arg: Arg, query: dict[str, str]) -> Any:
+    """One argument from the query string, by its kind."""
+    if arg.wire not in query:
+        if arg.optional:
+            return arg.default
+        if arg.kind == "int":
+            raise ControlError(400, f"the query parameter {arg.wire!r} must be an integer")
+        raise ControlError(400, f"the query parameter {arg.wire!r} is required")
+    raw = query[arg.wire]
+    if arg.kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ControlError(
+                400, f"the query parameter {arg.wire!r} must be an integer"
+            ) from None
+    if arg.kind == "time":
+        try:
+            return datetime.fromisoformat(raw)
+        except ValueError:
+            raise ControlError(
+                400, f"the query parameter {arg.wire!r} must be an ISO date"
+            ) from None
+    if arg.kind == "strs":
+        return raw.split(",") if raw else None
+    if arg.kind == "bool":
+        return raw.lower() in ("1", "true", "yes")
+    return raw
 
 
-def _text(payload: dict[str, Any], key: str) -> str:
-    value = payload.get(key)
-    if not isinstance(value, str):
-        raise ControlError(400, f"{key!r} must be a string")
+def _from_body(arg: Arg, payload: dict[str, Any]) -> Any:
+    """One argument from the JSON body, checked against its kind."""
+    if arg.wire not in payload and arg.kind == "strs":
+        return []
+    if arg.wire not in payload and arg.kind == "bool":
+        return bool(arg.default)
+    value = payload.get(arg.wire)
+    if value is None and arg.optional:
+        return arg.default
+    if arg.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ControlError(400, f"{arg.wire!r} must be an integer")
+    if arg.kind == "str" and not isinstance(value, str):
+        raise ControlError(400, f"{arg.wire!r} must be a string")
+    if arg.kind == "bool" and not isinstance(value, bool):
+        raise ControlError(400, f"{arg.wire!r} must be true or false")
+    if arg.kind == "strs" and (
+        not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+    ):
+        raise ControlError(400, f"{arg.wire!r} must be a list of strings")
+    if arg.kind == "time":
+        raise ControlError(400, f"{arg.wire!r}: times go in the query string")
     return value

@@ -34,7 +34,7 @@ from engine.records.registry import CHAMPION, alias_version
 from storage.catalog import utcnow
 
 if TYPE_CHECKING:
-    from engine.service.client import EngineClient
+    from engine.service.operations import EngineClient
 
 log = logging.getLogger(__name__)
 

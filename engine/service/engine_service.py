@@ -38,6 +38,7 @@ from engine.service.client import LocalEngine
 from engine.service.control import ControlApi
 from engine.service.front import EngineFront
 from engine.service.jobs import Job, PipelineQueue
+from engine.service.operations import OPERATIONS, EngineClient
 from engine.service.training_worker import TrainingWorker
 from engine.views.status import project_status
 from storage.catalog import Catalog, utcnow
@@ -64,7 +65,7 @@ def _cursor_project(project: Project) -> Project:
     )
 
 
-class EngineService:
+class EngineService(EngineClient):
     """The engine that owns a project while `mldeck serve` or `mldeck daemon` runs.
 
     It is an `EngineClient`: reads answer from the catalog, writes wait for
@@ -190,47 +191,14 @@ class EngineService:
             }
             return project_status(project, serving=serving, engine=engine)
 
-    def models(self) -> list[dict[str, Any]]:
-        with self._read_lock:
-            return self._reader.models()
-
     def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
         with self._read_lock:
             self._reader.project.reload_config()
             return self._reader.drift(span, batch_id)
 
-    def proposals(self) -> list[dict[str, Any]]:
-        with self._read_lock:
-            return self._reader.proposals()
-
-    def doctor(self) -> dict[str, Any]:
-        with self._read_lock:
-            return self._reader.doctor()
-
     def _read(self, call: Callable[[LocalEngine], T]) -> T:
         with self._read_lock:
             return call(self._reader)
-
-    def batches(self) -> list[dict[str, Any]]:
-        return self._read(lambda r: r.batches())
-
-    def batch_issues(self, batch_id: int) -> list[dict[str, Any]]:
-        return self._read(lambda r: r.batch_issues(batch_id))
-
-    def quarantined(self) -> list[dict[str, Any]]:
-        return self._read(lambda r: r.quarantined())
-
-    def stage_lanes(self) -> dict[str, Any]:
-        return self._read(lambda r: r.stage_lanes())
-
-    def lineage_summary(self, version: int) -> dict[str, Any]:
-        return self._read(lambda r: r.lineage_summary(version))
-
-    def drift_history(self) -> list[dict[str, Any]]:
-        return self._read(lambda r: r.drift_history())
-
-    def drift_histogram(self, window_id: int, feature: str) -> dict[str, Any]:
-        return self._read(lambda r: r.drift_histogram(window_id, feature))
 
     def serving_stats(self) -> dict[str, Any]:
         """The prediction log's figures plus this engine's endpoint and its live counters."""
@@ -247,94 +215,14 @@ class EngineService:
             }
         return stats
 
-    def audit_entries(
-        self,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        kinds: list[str] | None = None,
-        text: str | None = None,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        return self._read(
-            lambda r: r.audit_entries(since=since, until=until, kinds=kinds, text=text, limit=limit)
-        )
-
-    def audit_verify(self) -> dict[str, Any]:
-        return self._read(lambda r: r.audit_verify())
-
-    def report(self, path: str) -> dict[str, Any]:
-        return self._read(lambda r: r.report(path))
-
-    def explain(self, prediction_id: str) -> dict[str, Any]:
-        return self._read(lambda r: r.explain(prediction_id))
-
-    def lineage(self, version: int) -> dict[str, Any]:
-        return self._read(lambda r: r.lineage(version))
-
-    def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
-        return self._read(lambda r: r.alerts(status))
-
-    def performance(self) -> list[dict[str, Any]]:
-        return self._read(lambda r: r.performance())
-
     def events(self) -> Iterator[Event]:
         return self.hub.iterate()
 
-    # ------------------------------------------------------------ EngineClient: writes (jobs)
-
-    def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.queue.run("ingest", {"paths": paths})
-        return result
-
-    def train(self, *, actor: str, only: list[str]) -> dict[str, Any]:
-        result: dict[str, Any] = self.queue.run("train", {"actor": actor, "only": only})
-        return result
-
-    def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]:
-        args = {"version": version, "actor": actor, "reason": reason, "force": force}
-        result: dict[str, Any] = self.queue.run("promote", args)
-        return result
-
-    def rollback(self, *, actor: str, reason: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.queue.run("rollback", {"actor": actor, "reason": reason})
-        return result
-
-    def retrain(self, *, actor: str, reason: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.queue.run("retrain", {"actor": actor, "reason": reason})
-        return result
-
-    def decide(self, proposal_id: int, *, accept: bool, actor: str, reason: str) -> dict[str, Any]:
-        args = {"proposal_id": proposal_id, "accept": accept, "actor": actor, "reason": reason}
-        result: dict[str, Any] = self.queue.run("decide", args)
-        return result
-
-    def archive(self, version: int, *, actor: str, reason: str) -> dict[str, Any]:
-        args = {"version": version, "actor": actor, "reason": reason}
-        result: dict[str, Any] = self.queue.run("archive", args)
-        return result
-
-    def snooze(self, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]:
-        args = {"proposal_id": proposal_id, "actor": actor, "reason": reason}
-        result: dict[str, Any] = self.queue.run("snooze", args)
-        return result
-
-    def acknowledge_alert(self, alert_id: int) -> dict[str, Any]:
-        result: dict[str, Any] = self.queue.run("acknowledge_alert", {"alert_id": alert_id})
-        return result
-
-    def log_drift(self, span: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.queue.run("log_drift", {"span": span})
-        return result
-
-    def reproduce(self, version: int, *, actor: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.queue.run("reproduce", {"version": version, "actor": actor})
-        return result
-
-    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]:
-        args = {"batch_id": batch_id, "actor": actor, "reason": reason}
-        result: dict[str, Any] = self.queue.run("revalidate", args)
-        return result
+    def _invoke(self, name: str, **kwargs: Any) -> Any:
+        """A read answers under the read lock; a write waits for its job on the queue."""
+        if OPERATIONS[name].job:
+            return self.queue.run(name, kwargs)
+        return self._read(lambda reader: getattr(reader, name)(**kwargs))
 
     # ------------------------------------------------------------ the pipeline thread
 
@@ -345,22 +233,14 @@ class EngineService:
         args = job.args
         pipeline = self._pipeline
         result: Any
-        if job.kind == "ingest":
-            result = pipeline.ingest(args["paths"])
-        elif job.kind == "train":
-            result = pipeline.train(actor=args["actor"], only=args["only"])
-        elif job.kind == "retrain":
-            result = pipeline.retrain(actor=args["actor"], reason=args["reason"])
-        elif job.kind == "promote":
+        if job.kind == "promote":
             incoming = self._preload(int(args["version"]))
-            result = pipeline.promote(
-                args["version"], actor=args["actor"], reason=args["reason"], force=args["force"]
-            )
+            result = pipeline.promote(**args)
             self._serve(incoming)
         elif job.kind == "rollback":
             stack = champion_history(self.project.catalog)
             incoming = self._preload(stack[-2]) if len(stack) >= 2 else None
-            result = pipeline.rollback(actor=args["actor"], reason=args["reason"])
+            result = pipeline.rollback(**args)
             self._serve(incoming)
         elif job.kind == "decide" and job.resumed:
             # The interrupted run may have recorded the decision: what follows it (an
@@ -375,25 +255,6 @@ class EngineService:
                 trainer=self.training.train,
                 resumed=True,
             )
-        elif job.kind == "decide":
-            result = pipeline.decide(
-                args["proposal_id"],
-                accept=args["accept"],
-                actor=args["actor"],
-                reason=args["reason"],
-            )
-        elif job.kind == "archive":
-            result = pipeline.archive(args["version"], actor=args["actor"], reason=args["reason"])
-        elif job.kind == "snooze":
-            result = pipeline.snooze(
-                args["proposal_id"], actor=args["actor"], reason=args["reason"]
-            )
-        elif job.kind == "acknowledge_alert":
-            result = pipeline.acknowledge_alert(args["alert_id"])
-        elif job.kind == "log_drift":
-            result = pipeline.log_drift(args["span"])
-        elif job.kind == "reproduce":
-            result = pipeline.reproduce(args["version"], actor=args["actor"])
         elif job.kind == "propose":
             result = retrain.propose(
                 self.project,
@@ -404,10 +265,8 @@ class EngineService:
             )
         elif job.kind == "recover":
             result = self._recover()
-        elif job.kind == "revalidate":
-            result = pipeline.revalidate(
-                args["batch_id"], actor=args["actor"], reason=args["reason"]
-            )
+        elif job.kind in OPERATIONS and OPERATIONS[job.kind].job:
+            result = getattr(pipeline, job.kind)(**args)
         else:
             raise ValueError(f"unknown job kind {job.kind!r}")
         self._sync_endpoint()
