@@ -13,6 +13,8 @@ from app import output
 from app.context import default_actor, engine_client, json_option
 
 if TYPE_CHECKING:
+    import queue
+
     from engine.api import Event
 
 
@@ -76,7 +78,9 @@ def _progress(client: Any, enabled: bool) -> Iterator[None]:
         elif key in tasks:
             progress.remove_task(tasks.pop(key))
 
-    subscriber = client.hub.subscribe(notify=lambda: _drain(subscriber, on_event))
+    subscriber: queue.Queue[Event | None] = client.hub.subscribe(
+        notify=lambda: _drain(subscriber, on_event)
+    )
     try:
         with progress:
             yield

@@ -169,8 +169,11 @@ class MldeckApp(App[None]):
         # event loop closes, and an event stream only ends when the engine stops.
         threading.Thread(target=self._follow_events, name="ui-events", daemon=True).start()
         if self.feed is not None:
-            self.feed.on_step = lambda step: self.post_message(FeedStepped(step))
+            self.feed.on_step = self._post_feed_step
             self.feed.start()
+
+    def _post_feed_step(self, step: str) -> None:
+        self.post_message(FeedStepped(step))
 
     def on_unmount(self) -> None:
         self._stop_following.set()
@@ -258,7 +261,7 @@ class MldeckApp(App[None]):
             yield SystemCommand(
                 f"{i} {title}",
                 f"Show the {title} screen",
-                lambda mode=mode: self.switch_mode(mode),  # type: ignore[misc]
+                lambda mode=mode: self.switch_mode(mode),
             )
         if isinstance(screen, ModelsScreen):
             for action, help_text in (
@@ -342,7 +345,7 @@ class MldeckApp(App[None]):
             self._answered_proposals.add(proposal_id)
             self.push_screen(
                 RetrainPrompt(proposal),
-                lambda answer, pid=proposal_id: self._answer_prompt(pid, answer),  # type: ignore[misc]
+                lambda answer, pid=proposal_id: self._answer_prompt(pid, answer),
             )
             return
 
