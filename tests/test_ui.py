@@ -480,7 +480,7 @@ async def test_an_ingest_by_the_engine_reloads_the_shown_screen(deck: MldeckApp)
         await pilot.press("2")
         await settle(pilot)
         assert len(rows(deck, "#batches")) == 4
-        await asyncio.to_thread(engine.data.ingest, [str(dropped)])
+        await asyncio.to_thread(engine.ingest, [str(dropped)])
         await until(pilot, lambda: len(rows(deck, "#batches")) == 5)
         assert rows(deck, "#batches")[0][1] == week.batch.name
 

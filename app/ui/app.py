@@ -36,6 +36,7 @@ from app.ui.screens.serving import ServingScreen
 from engine.api import EngineClient, Event, JobFinished, MldeckError, Progress, RetrainProposed
 
 if TYPE_CHECKING:
+    from app.ui.deck import Deck
     from engine.api import QuarterFeed
 
 log = logging.getLogger(__name__)
@@ -430,3 +431,10 @@ def make_app(
         refresh_s=refresh_s,
     )
     return app, connection.close
+
+
+if TYPE_CHECKING:
+
+    def _screens_deck(app: MldeckApp) -> Deck:
+        """mypy checks here that the app gives the screens what `Deck` promises."""
+        return app
