@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from engine.config import Config
+from storage.sql import quote_ident, quote_literal
 
 if TYPE_CHECKING:
     from sklearn.compose import ColumnTransformer
@@ -142,13 +143,14 @@ def onnx_input_types(spec: FeatureSpec) -> list[tuple[str, Any]]:
 def split_sql(config: Config, columns: list[str]) -> str:
     """A SQL boolean expression that is true for holdout rows."""
     if config.id_column:
-        key = f'CAST("{config.id_column}" AS VARCHAR)'
+        key_sql = f"CAST({quote_ident(config.id_column)} AS VARCHAR)"
     else:
-        key = (
+        key_sql = (
             "concat_ws('|', "
-            + ", ".join(f"coalesce(CAST(\"{c}\" AS VARCHAR), '')" for c in columns)
+            + ", ".join(f"coalesce(CAST({quote_ident(c)} AS VARCHAR), '')" for c in columns)
             + ")"
         )
     buckets = 1_000_000
     threshold = int(round(config.holdout_fraction * buckets))
-    return f"(md5_number(concat('{config.split_seed}:', {key})) % {buckets}) < {threshold}"
+    seed_sql = quote_literal(f"{config.split_seed}:")
+    return f"(md5_number(concat({seed_sql}, {key_sql})) % {int(buckets)}) < {int(threshold)}"
