@@ -12,6 +12,7 @@ Its hash covers the snapshots, the columns and the split, and is recorded once.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from engine.errors import TrainingError, as_mldeck_error
+from engine.config import Config
+from engine.errors import ConfigError, TrainingError, as_mldeck_error
 from engine.features import FeatureSpec, split_sql
 from engine.labels import LATEST_LABELS, label_type_sql
 from engine.project import Project
@@ -126,11 +128,15 @@ def load_dataset(
     keep = ([config.id_column] if config.id_column else []) + columns + [config.target]
     select_sql = ", ".join(quote_ident(c) for c in keep)
     holdout_sql = split_sql(config, columns + [config.target])
+    source_sql = f"read_parquet({sql_list(paths)}, union_by_name = true)"
     con = duckdb.connect()
     try:
+        present = [
+            str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {source_sql}").fetchall()
+        ]
+        _check_columns(config, keep, present)
         frame = con.sql(
-            f"SELECT {select_sql}, {holdout_sql} AS {quote_ident(HOLDOUT)}"
-            f" FROM read_parquet({sql_list(paths)}, union_by_name = true)"
+            f"SELECT {select_sql}, {holdout_sql} AS {quote_ident(HOLDOUT)} FROM {source_sql}"
             f" WHERE {quote_ident(config.target)} IS NOT NULL"
         ).pl()
     except duckdb.Error as exc:
@@ -150,6 +156,26 @@ def load_dataset(
         "split": split_spec,
     }
     return frame, meta
+
+
+def _check_columns(config: Config, wanted: list[str], present: list[str]) -> None:
+    """One line naming the first wanted column no training snapshot has, and its config key."""
+    missing = [c for c in wanted if c not in present]
+    if not missing:
+        return
+    name = missing[0]
+    if name == config.target:
+        where = f"[data] target = {name!r}"
+    elif name == config.id_column:
+        where = f"[data] id = {name!r}"
+    else:
+        where = f"[contract.columns] {name!r}"
+    close = difflib.get_close_matches(name, present, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(
+        f"{config.path.name}: {where}: no training batch has this column{hint} "
+        f"(their columns: {', '.join(repr(c) for c in present)})"
+    )
 
 
 def split_frame(
