@@ -68,9 +68,9 @@ def safe_input_name(column: str) -> str:
     name = re.sub("_+", "_", "".join(parts)).strip("_")
     if not name:  # nothing ASCII in it ("年龄"): a name from its hash
         name = f"column_{_digest(column)}"
-    if name[0].isdigit():
+    if name[0].isdigit() or name.startswith("mldeck_"):
         name = f"c_{name}"
-    if name in RESERVED or name.startswith("mldeck_"):
+    if name in RESERVED:
         name = f"{name}_input"
     if len(name) > MAX_LENGTH:
         name = f"{name[: MAX_LENGTH - 9]}_{_digest(column)}"
