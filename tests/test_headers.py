@@ -232,8 +232,8 @@ def hostile_names(rng: random.Random, count: int) -> list[str]:
     return names
 
 
-def write_corpus_csv(path: Path, rng: random.Random, rows: int) -> dict[str, Any]:
-    """A labelled CSV whose every header (id, target, features) is hostile."""
+def corpus_table(rng: random.Random, rows: int) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """A labelled table whose every header (id, target, features) is hostile, and its names."""
     id_name, target, *features = hostile_names(rng, 9)
     numeric, categorical = features[:5], features[5:]
     table: dict[str, list[Any]] = {id_name: [f"r'{i:04d}" for i in range(rows)]}
@@ -243,16 +243,23 @@ def write_corpus_csv(path: Path, rng: random.Random, rows: int) -> dict[str, Any
         table[name] = [rng.choice(HOSTILE_CATEGORIES) for _ in range(rows)]
     signal = table[numeric[0]]
     table[target] = [int(v + rng.gauss(0, 0.5) > 0) for v in signal]
+    names = {"id": id_name, "target": target, "numeric": numeric, "categorical": categorical}
+    return table, names
+
+
+def write_csv(path: Path, table: dict[str, list[Any]], rows: slice = slice(None)) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(list(table))
-        writer.writerows(zip(*table.values(), strict=True))
-    return {"id": id_name, "target": target, "numeric": numeric, "categorical": categorical}
+        writer.writerows(zip(*(values[rows] for values in table.values()), strict=True))
 
 
-@pytest.mark.parametrize("seed", [11, 12, 13])
+@pytest.mark.parametrize(
+    "seed", [11, pytest.param(12, marks=pytest.mark.slow), pytest.param(13, marks=pytest.mark.slow)]
+)
 def test_generated_hostile_headers_ingest_train_and_score(tmp_path: Path, seed: int) -> None:
     from engine.ingest import ingest_file
+    from engine.labels import ingest_labels_file
     from engine.pipeline import train
     from engine.registry import get_version
     from engine.scoring import score_version, version_inputs
@@ -260,7 +267,8 @@ def test_generated_hostile_headers_ingest_train_and_score(tmp_path: Path, seed: 
     rng = random.Random(seed)
     data = tmp_path / "drop" / "week's data (v2).csv"
     data.parent.mkdir()
-    names = write_corpus_csv(data, rng, rows=240)
+    table, names = corpus_table(rng, rows=360)
+    write_csv(data, table, slice(0, 240))
     root = tmp_path / f"it's a project {seed}"
     init_project(root, target=names["target"], id_column=names["id"])
     append_models(root, TINY_FOUR)
@@ -291,6 +299,18 @@ def test_generated_hostile_headers_ingest_train_and_score(tmp_path: Path, seed: 
             scores = score_version(project, row, frame)
             assert scores.shape == (frame.height, 2)
             assert np.allclose(scores.sum(axis=1), 1.0, atol=1e-5)
+
+        # A later batch without its target, labelled by a labels file: joined by the
+        # hostile id into a new snapshot, and trained on.
+        unlabelled = {k: v for k, v in table.items() if k != names["target"]}
+        later, labels = tmp_path / "drop" / "later; batch.csv", tmp_path / "drop" / "labels.csv"
+        write_csv(later, unlabelled, slice(240, 360))
+        write_csv(labels, {k: table[k] for k in (names["id"], names["target"])}, slice(240, 360))
+        assert ingest_file(project, later).status in ("accepted", "warned")
+        assert ingest_labels_file(project, labels).status == "accepted"
+        again = train(project, only=["linear"])
+        assert again.train_rows + again.holdout_rows == 360
+        assert [o.status for o in again.outcomes] == ["registered"]
 
 
 # ------------------------------------------------------------------ the sample, as a spreadsheet has it
@@ -501,3 +521,63 @@ def test_a_contract_column_no_batch_has_is_one_line(ingested: Path, tmp_path: Pa
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "[contract.columns] 'Loan Amount (€)'" in lines[0]
+
+
+# ------------------------------------------------------------------ the UI
+
+
+@pytest.mark.slow
+async def test_the_ui_shows_every_screen_with_hostile_headers(
+    tmp_path: Path, small_reference: Path
+) -> None:
+    """Every screen of the UI on a project whose headers are a spreadsheet's, two of
+    them written like console markup; the drift screen lists and charts them by name."""
+    from textual.widgets import DataTable
+
+    from app.ui.app import make_app
+    from engine.ingest import ingest_file
+    from engine.pipeline import train
+
+    headers = {**SPREADSHEET, "region": "Région [/]", "home_ownership": "[bold]Home"}
+    root = tmp_path / "it's the UI"
+    reference, week = tmp_path / "reference.csv", tmp_path / "week 13.csv"
+    for source, target, rows in (
+        (small_reference, reference, 1500),
+        (SAMPLE / "stream" / "week_13.csv", week, None),
+    ):
+        with open(source, newline="") as src, open(target, "w", newline="") as dst:
+            reader, writer = csv.reader(src), csv.writer(dst)
+            writer.writerow([headers[name] for name in next(reader)])
+            for i, row in enumerate(reader):
+                if rows is not None and i >= rows:
+                    break
+                writer.writerow(row)
+    init_project(root, target="Defaulted?", id_column="Loan ID")
+    append_models(root, '\n[models.linear]\nkind = "linear"\n')
+    with open_project(root) as project:
+        assert ingest_file(project, reference).status == "accepted"
+        assert train(project).champion == 1
+        assert ingest_file(project, week).status in ("accepted", "warned")
+
+    app, close = make_app(root, actor="tester", refresh_s=600, parts=())
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            for key in "1234567":
+                await pilot.press(key)
+                for _ in range(3):
+                    await pilot.pause()
+                    await app.workers.wait_for_complete()
+                if key == "4":
+                    table = app.screen.query_one("#features", DataTable)
+                    names = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+                    assert {"Âge", "Région [/]", "[bold]Home", "Loan Amount (€)"} <= set(names)
+                    for _ in range(names.index("Région [/]")):
+                        await pilot.press("down")
+                    await pilot.pause()
+                    await app.workers.wait_for_complete()
+                    await pilot.pause()
+                    assert app.screen.selected_feature == "Région [/]"  # type: ignore[attr-defined]
+            errors = [n.message for n in app._notifications if n.severity == "error"]
+            assert not errors
+    finally:
+        close()
