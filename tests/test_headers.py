@@ -39,6 +39,7 @@ from tests.conftest import (
     REPO,
     SAMPLE,
     append_models,
+    serve_in_thread,
     start_server,
     stop_server,
 )
@@ -464,6 +465,27 @@ def test_hostile_markup_and_quotes_show_verbatim_in_the_cli(tmp_path: Path) -> N
     assert lineage.returncode == 0, lineage.stderr
     assert "x [/]" in lineage.stdout and "[bold]y" in lineage.stdout
     assert "x [/] -> x" in lineage.stdout
+
+    from engine.serving.app import create_app
+
+    with open_project(root) as project:
+        app = create_app(project)
+        try:
+            with serve_in_thread(app) as port:
+                inputs = [
+                    {"name": "x [/]", "datatype": "FP64", "shape": [2], "data": [0.1, 0.9]},
+                    {"name": "[bold]y", "datatype": "FP64", "shape": [2], "data": [0.5, 0.2]},
+                    {"name": "it's", "datatype": "BYTES", "shape": [2], "data": ["a", "b"]},
+                ]
+                answer = post_json(
+                    port, "/v2/models/proj/infer", {"id": "req [/] 1", "inputs": inputs}
+                )
+                assert answer["id"] == "req [/] 1"
+        finally:
+            app.close()
+    explained = mldeck("explain", "req [/] 1", cwd=root)
+    assert explained.returncode == 0, explained.stderr
+    assert '"x [/]": 0.1' in explained.stdout and '"it\'s": "b"' in explained.stdout
 
 
 # ------------------------------------------------------------------ columns that are not there
