@@ -603,3 +603,48 @@ async def test_the_ui_shows_every_screen_with_hostile_headers(
             assert not errors
     finally:
         close()
+
+
+def test_without_an_id_column_hostile_headers_split_and_train(tmp_path: Path) -> None:
+    """The split hashes the row values when there is no id: every column name quoted."""
+    from engine.ingest import ingest_file
+    from engine.pipeline import train
+
+    rng = random.Random(21)
+    table, names = corpus_table(rng, rows=200)
+    del table[names["id"]]
+    table['a"; DROP TABLE batches; --'] = [rng.random() for _ in range(200)]
+    data = tmp_path / "no id.csv"
+    write_csv(data, table)
+    root = tmp_path / "it's got no id"
+    init_project(root, target=names["target"], id_column=None)
+    append_models(root, '\n[models.linear]\nkind = "linear"\n')
+    with open_project(root) as project:
+        assert ingest_file(project, data).status == "accepted"
+        assert project.config.id_column is None
+        result = train(project)
+        assert [o.status for o in result.outcomes] == ["registered"]
+        assert result.train_rows + result.holdout_rows == 200 and result.holdout_rows > 0
+
+
+def test_two_headers_with_one_input_name_fail_training_with_one_line(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    rows = 100
+    table = {
+        "id": [f"r{i}" for i in range(rows)],
+        "Loan Amount": [rng.random() for _ in range(rows)],
+        "Loan_Amount": [rng.random() for _ in range(rows)],
+        "target": [rng.randint(0, 1) for _ in range(rows)],
+    }
+    data = tmp_path / "clash.csv"
+    write_csv(data, table)
+    root = tmp_path / "proj"
+    init_project(root, target="target", id_column="id")
+    append_models(root, '\n[models.linear]\nkind = "linear"\n')
+    assert mldeck("ingest", str(data), cwd=root).returncode == 0
+    result = mldeck("train", cwd=root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "'Loan Amount'" in lines[0] and "'Loan_Amount'" in lines[0]
+    assert "[data] ignore" in lines[0]
