@@ -609,6 +609,7 @@ def test_without_an_id_column_hostile_headers_split_and_train(tmp_path: Path) ->
     """The split hashes the row values when there is no id: every column name quoted."""
     from engine.ingest import ingest_file
     from engine.pipeline import train
+    from engine.reproduce import IDENTICAL, reproduce_version
 
     rng = random.Random(21)
     table, names = corpus_table(rng, rows=200)
@@ -625,6 +626,8 @@ def test_without_an_id_column_hostile_headers_split_and_train(tmp_path: Path) ->
         result = train(project)
         assert [o.status for o in result.outcomes] == ["registered"]
         assert result.train_rows + result.holdout_rows == 200 and result.holdout_rows > 0
+        # Rebuilt from the recorded feature definition (its input names): the same model.
+        assert reproduce_version(project, 1, actor="tester").verdict == IDENTICAL
 
 
 def test_two_headers_with_one_input_name_fail_training_with_one_line(tmp_path: Path) -> None:
