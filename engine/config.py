@@ -9,6 +9,7 @@ contract is explicit and editable.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -36,7 +37,7 @@ TEMPLATE = """\
 # rest from the first batch and writes what it inferred back into this file.
 
 [project]
-name = "{name}"
+name = {name}
 
 [data]
 {target_line}
@@ -561,18 +562,23 @@ def load_config(path: Path) -> Config:
     return parse_config(data, path)
 
 
+def toml_string(value: str) -> str:
+    """`value` as a TOML basic string (JSON's escapes are TOML's, but for DEL)."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def render_template(name: str, target: str | None, id_column: str | None) -> str:
     target_line = (
-        f'target = "{target}"'
+        f"target = {toml_string(target)}"
         if target
         else '# target = "..."                # the column to predict; inferred from the first batch if absent'
     )
     id_line = (
-        f'id = "{id_column}"'
+        f"id = {toml_string(id_column)}"
         if id_column
         else '# id = "..."                    # a unique row id; inferred if a column looks like one'
     )
-    return TEMPLATE.format(name=name, target_line=target_line, id_line=id_line)
+    return TEMPLATE.format(name=toml_string(name), target_line=target_line, id_line=id_line)
 
 
 def write_inferred(

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 import duckdb
 
 from engine.config import write_inferred
-from engine.contract import SQL_TYPES, Issue, infer_contract, quote, validate_batch
+from engine.contract import SQL_TYPES, Issue, infer_contract, validate_batch
 from engine.errors import InputFileError
 from engine.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.project import CONFIG_NAME, Project
@@ -32,6 +32,7 @@ from engine.stage_runs import stage_run
 from storage.audit import append_entry
 from storage.catalog import Catalog, utcnow
 from storage.objects import sha256_file
+from storage.sql import quote_ident, quote_literal
 
 SNIFF_BYTES = 64 * 1024
 _scratch = threading.local()
@@ -480,12 +481,14 @@ def store_snapshot(project: Project, con: duckdb.DuckDBPyConnection) -> str:
     exprs = []
     for name, duckdb_type in present:
         col = contract.columns.get(name) if contract else None
-        q = quote(name)
-        wanted = SQL_TYPES[col.type] if col else duckdb_type
-        exprs.append(q if wanted == duckdb_type else f"CAST({q} AS {wanted}) AS {q}")
+        q = quote_ident(name)
+        if col is None or SQL_TYPES[col.type] == duckdb_type:
+            exprs.append(q)
+        else:
+            exprs.append(f"CAST({q} AS {SQL_TYPES[col.type]}) AS {q}")
     with project.objects.staging_path(".parquet") as staged:
         con.execute(
-            f"COPY (SELECT {', '.join(exprs)} FROM batch) TO '{staged}' "
+            f"COPY (SELECT {', '.join(exprs)} FROM batch) TO {quote_literal(staged)} "
             "(FORMAT parquet, COMPRESSION snappy)"
         )
         return project.objects.adopt(staged)

@@ -28,6 +28,7 @@ from engine.registry import CHALLENGER, CHAMPION, alias_version, promote
 from engine.status import jsonable
 from storage.audit import append_entry
 from storage.catalog import utcnow
+from storage.sql import quote_literal
 
 if TYPE_CHECKING:
     from engine.training import Trainer
@@ -170,10 +171,10 @@ def run_retrain(
 
 def list_proposals(project: Project, status: str | None = None) -> list[dict[str, Any]]:
     """Retrain proposals, newest first (only `status` ones when given)."""
-    where, params = ("WHERE status = ?", [status]) if status else ("", [])
+    where_sql, params = ("WHERE status = ?", [status]) if status else ("", [])
     rows = project.catalog.rows(
         "SELECT proposal_id, created_at, trigger, evidence_json, status, decided_at, decided_by,"
-        f" decision_reason FROM retrain_proposals {where} ORDER BY proposal_id DESC",
+        f" decision_reason FROM retrain_proposals {where_sql} ORDER BY proposal_id DESC",
         params,
     )
     for row in rows:
@@ -316,7 +317,7 @@ def alert_due(project: Project, last_fired: datetime | None = None) -> dict[str,
     since = _since(project, "alert", last_fired)
     if since is None:
         return None
-    rules = ", ".join(f"'{r}'" for r in RETRAIN_ALERT_RULES)
+    rules = ", ".join(quote_literal(r) for r in RETRAIN_ALERT_RULES)
     alerts = project.catalog.rows(
         "SELECT alert_id, raised_at, rule, model_version, window_ref, message FROM alerts"
         f" WHERE severity = 'alert' AND rule IN ({rules}) AND raised_at > ? ORDER BY alert_id",

@@ -21,7 +21,7 @@ import pytest
 
 from engine.project import Project
 from engine.registry import CHAMPION, alias_version
-from engine.scoring import feed_for
+from engine.scoring import feed_for, version_inputs
 from engine.serving.app import ServingApp, create_app
 from engine.serving.model_slot import load_model
 from tests.conftest import TWO_LINEAR, build_trained, run_cli, serve_in_thread
@@ -97,7 +97,7 @@ def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
 
 def expected(app: ServingApp, frame: pl.DataFrame) -> dict[str, np.ndarray]:
     model = app.slot.model
-    feed = feed_for(frame, json.loads(model.row["inputs_json"]))
+    feed = feed_for(frame, version_inputs(app.project, model.row))
     return dict(
         zip(
             ["label", "probabilities"],
@@ -453,7 +453,7 @@ def test_shadow_is_logged_and_never_returned(project: Project, rows: pl.DataFram
 
     shadow_model = load_model(project, other)
     theirs = shadow_model.session.run(
-        ["probabilities"], feed_for(rows, json.loads(shadow_model.row["inputs_json"]))
+        ["probabilities"], feed_for(rows, version_inputs(project, shadow_model.row))
     )[0]
     assert not np.allclose(theirs, mine["probabilities"])  # v1 and v2 really differ
     logged = project.catalog.rows(
