@@ -118,9 +118,10 @@ def test_openapi_is_served_and_names_every_route(served: tuple[Path, int]) -> No
     assert paths["/control/promote"]["post"]["security"] == [{"controlToken": []}]
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(
-    max_examples=25,
+    max_examples=20,
     deadline=None,
     derandomize=True,
     suppress_health_check=list(HealthCheck),
@@ -137,6 +138,62 @@ def test_no_server_error_and_still_serving(
     if case.path in UNAUTHENTICATED:
         assert response.status_code == 401, response.text[:300]
     case.validate_response(response, checks=[not_a_server_error])
+    still_serves(port, good_body)
+
+
+# ------------------------------------------------------------------ known hostile cases
+
+OPEN_ON_H14_HARDEN = "issue 14 items 1-2 (h14-harden): drop this mark once merged"
+
+
+def with_age(good_body: bytes, literal: bytes) -> bytes:
+    """The good 1-row body with its `age` replaced by the raw JSON `literal`."""
+    record = json.loads(good_body)["dataframe_records"][0]
+    body = json.dumps({"dataframe_records": [{**record, "age": "@AGE@"}]}).encode()
+    return body.replace(b'"@AGE@"', literal)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "literal"),
+    [
+        pytest.param(
+            "POST", "/invocations", b"Infinity", id="infinity",
+            marks=pytest.mark.xfail(strict=True, reason=OPEN_ON_H14_HARDEN + " (answers 200)"),
+        ),
+        pytest.param(
+            "POST", "/invocations", b"1e999", id="1e999",
+            marks=pytest.mark.xfail(strict=True, reason=OPEN_ON_H14_HARDEN + " (answers 200)"),
+        ),
+        pytest.param(
+            "POST", "/invocations", b"1" + b"0" * 400, id="int-10**400",
+            marks=pytest.mark.xfail(strict=True, reason=OPEN_ON_H14_HARDEN + " (answers 500)"),
+        ),
+        pytest.param(
+            "POST", "/invocations", b"[" * 100_000 + b"]" * 100_000, id="nested-100000",
+            marks=pytest.mark.xfail(strict=True, reason=OPEN_ON_H14_HARDEN + " (RecursionError, 500)"),
+        ),
+        pytest.param(
+            "GET", "/v2/models/loans/versions/" + "9" * 4000, b"", id="version-4000-digits",
+            marks=pytest.mark.xfail(strict=True, reason=OPEN_ON_H14_HARDEN + " (DuckDB error, 500)"),
+        ),
+        pytest.param("POST", "/invocations", b"", id="csv-stray-cr"),
+    ],
+)  # fmt: skip
+def test_hostile_requests_known_from_issue_14_answer_4xx(
+    served: tuple[Path, int], good_body: bytes, method: str, path: str, literal: bytes
+) -> None:
+    """The 5xx (and 200) answers issue 14 lists, which the fuzzer's budget rarely reaches."""
+    _, port = served
+    headers = {"Content-Type": "application/json"}
+    body = with_age(good_body, literal) if literal else None
+    if path == "/invocations" and not literal:
+        headers, body = {"Content-Type": "text/csv"}, b"age\r1\r\n"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    answer = response.read()
+    assert 400 <= response.status < 500, answer[:300]
+    assert json.loads(answer)["error"]
     still_serves(port, good_body)
 
 
@@ -173,7 +230,7 @@ def mlflow_shaped() -> st.SearchStrategy[Any]:
 
 
 @given(payload=mlflow_shaped())
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=150, deadline=None, database=None)
 def test_mlflow_decoder_decodes_or_answers_400(payload: Any) -> None:
     try:
         columns = columns_from_mlflow_json(payload)
@@ -191,7 +248,7 @@ def test_mlflow_decoder_decodes_or_answers_400(payload: Any) -> None:
         max_size=20,
     )
 )
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=100, deadline=None, database=None)
 def test_records_decode_to_columns_with_a_value_per_record(records: list[dict[str, Any]]) -> None:
     columns = columns_from_mlflow_json({"dataframe_records": records})
     assert set(columns) == {key for record in records for key in record}
@@ -200,7 +257,7 @@ def test_records_decode_to_columns_with_a_value_per_record(records: list[dict[st
 
 
 @given(text=st.text(max_size=200))
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=150, deadline=None, database=None)
 def test_csv_decoder_decodes_or_answers_400(text: str) -> None:
     try:
         columns = columns_from_csv(text.encode())
@@ -212,7 +269,7 @@ def test_csv_decoder_decodes_or_answers_400(text: str) -> None:
 
 
 @given(body=st.binary(max_size=200))
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=100, deadline=None, database=None)
 def test_csv_decoder_takes_any_bytes(body: bytes) -> None:
     try:
         columns_from_csv(body)
@@ -235,7 +292,7 @@ def oip_shaped(model: LoadedModel) -> st.SearchStrategy[Any]:
 
 @given(data=st.data())
 @settings(
-    max_examples=300,
+    max_examples=150,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
@@ -252,7 +309,7 @@ def test_oip_decoder_and_prepare_decode_or_answer_400(model: LoadedModel, data: 
 
 @given(data=st.data())
 @settings(
-    max_examples=200,
+    max_examples=100,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
@@ -280,7 +337,7 @@ def test_binary_extension_decodes_or_answers_400(model: LoadedModel, data: Any) 
     chunks=st.lists(st.binary(max_size=50), max_size=10),
     limit=st.integers(0, 300),
 )
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=150, deadline=None, database=None)
 def test_body_readers_join_chunks_and_stop_past_the_limit(chunks: list[bytes], limit: int) -> None:
     whole = b"".join(chunks)
     fits = len(whole) <= limit
