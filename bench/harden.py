@@ -264,7 +264,7 @@ def quadratic(template: Path, folder: Path) -> None:
 
 
 def swaps(template: Path, folder: Path, data: Path, count: int) -> None:
-    from tests.test_hot_swap_load import run_swaps_under_load
+    from tests.test_hot_swap_load import run_swaps_under_load, version_changes
 
     root = folder / "swaps" / "loans"
     shutil.copytree(template, root)
@@ -286,7 +286,8 @@ def swaps(template: Path, folder: Path, data: Path, count: int) -> None:
         f"{by_endpoint['infer']:,} infer), failed {len(run.answered.failures)}, "
         f"counted in /metrics {counted:,}, logged {len(run.logged):,} "
         f"({run.serving_totals['total_rows']:,} rows), logged under another version than "
-        f"answered: {wrong}"
+        f"answered: {wrong}; the answering version changed {version_changes(run.answered)} "
+        "times in the order answers arrived"
     )
     for failure in run.answered.failures[:5]:
         print(f"  failed: {failure}")

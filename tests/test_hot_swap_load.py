@@ -174,7 +174,6 @@ def run_swaps_under_load(
                 answer = engine.rollback(actor="tester", reason=f"swap {i}")
                 assert answer == {"champion": 1, "previous": 2}, answer
             done += 1
-        print(f"{done} swaps while {len(answered.versions)} requests were answered")
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
@@ -198,6 +197,12 @@ def run_swaps_under_load(
     assert all(r["versions"] == 1 for r in rows), "a request logged under two versions"
     logged = {r["request_id"]: (int(r["version"]), int(r["rows"])) for r in rows}
     return SwapRun(done, answered, metrics, logged, totals)
+
+
+def version_changes(answered: Answered) -> int:
+    """How often the answering version changed, in the order the answers arrived."""
+    versions = [version for _, version, _ in answered.versions.values()]
+    return sum(1 for a, b in zip(versions, versions[1:], strict=False) if a != b)
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +234,8 @@ def test_swaps_under_load_fail_nothing_and_every_count_agrees(
     assert min(by_endpoint.values()) > 100, by_endpoint  # both protocols under load throughout
     versions_seen = {version for _, version, _ in answered.values()}
     assert versions_seen == {"1", "2"}
+    # The load overlapped the swaps, not only their ends: the answering version kept changing.
+    assert version_changes(run.answered) >= run.swaps // 4
 
     # /metrics counted exactly the requests sent, by endpoint and answering version, no errors.
     counted = {k: n for k, n in run.metrics.items() if k[0] in ("infer", "invocations")}
