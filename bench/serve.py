@@ -393,7 +393,8 @@ def main() -> None:
     if args.child:
         child(args.child, args.port, args.server, args.stats, disable)
         return
-    servers = args.servers.split(",")
+    # "granian": the name the app-in-a-child server had before (bench/gpu_serve.py's docs)
+    servers = ["granian-child" if s == "granian" else s for s in args.servers.split(",")]
     if set(servers) - {"mldeck", "granian-child", "uvicorn"}:
         parser.error(f"--servers: choose from mldeck, granian-child, uvicorn, not {servers}")
     if disable and "mldeck" in servers:
