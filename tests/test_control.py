@@ -93,11 +93,20 @@ def served(template: Path, tmp_path: Path) -> Iterator[tuple[Path, int]]:
 def invocation(
     port: int, body: bytes, conn: http.client.HTTPConnection | None = None
 ) -> tuple[int, str]:
+    status, version, _ = identified_invocation(port, body, conn)
+    return status, version
+
+
+def identified_invocation(
+    port: int, body: bytes, conn: http.client.HTTPConnection | None = None
+) -> tuple[int, str, str]:
+    """(status, x-model-version, x-request-id) of one /invocations request."""
     conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
     response = conn.getresponse()
     response.read()
-    return response.status, response.getheader("x-model-version") or ""
+    version = response.getheader("x-model-version") or ""
+    return response.status, version, response.getheader("x-request-id") or ""
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +167,7 @@ def test_control_routes_need_the_token(served: tuple[Path, int]) -> None:
 
 def test_hot_swap_under_load_fails_no_request(served: tuple[Path, int], body: bytes) -> None:
     root, port = served
-    results: list[tuple[int, str]] = []
+    results: list[tuple[int, str, str]] = []
     promoted_at: list[int] = []
     stop = threading.Event()
 
@@ -166,9 +175,9 @@ def test_hot_swap_under_load_fails_no_request(served: tuple[Path, int], body: by
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         while not stop.is_set():
             try:
-                results.append(invocation(port, body, conn))
+                results.append(identified_invocation(port, body, conn))
             except OSError as exc:  # a failed request: recorded, then the test fails
-                results.append((0, repr(exc)))
+                results.append((0, repr(exc), ""))
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
     threads = [threading.Thread(target=client) for _ in range(8)]
@@ -184,11 +193,26 @@ def test_hot_swap_under_load_fails_no_request(served: tuple[Path, int], body: by
 
     assert promoted.returncode == 0, promoted.stderr
     assert len(results) > 50
-    assert all(status == 200 for status, _ in results), [r for r in results if r[0] != 200][:3]
-    versions = [version for _, version in results]
+    assert all(status == 200 for status, _, _ in results), [r for r in results if r[0] != 200][:3]
+    versions = [version for _, version, _ in results]
     assert set(versions) == {"1", "2"}
     # Once the promote command returned, every later answer came from v2 (8 in flight may lag).
     assert set(versions[promoted_at[0] + len(threads) :]) == {"2"}
+
+    # Each logged row carries the version that answered its request (read after a clean stop).
+    owner = read_owner(root / ".mldeck")
+    assert owner is not None
+    os.kill(owner.pid, signal.SIGINT)
+    released(root, timeout=20)
+    with open_project(root) as project:
+        logged = project.catalog.rows(
+            "SELECT request_id, model_version, count(*) AS n FROM predictions WHERE NOT shadow"
+            " GROUP BY ALL"
+        )
+    answered = {request_id: int(version) for _, version, request_id in results}
+    assert len(logged) == len(answered)  # one version per request, every request logged
+    assert {r["request_id"]: r["model_version"] for r in logged} == answered
+    assert {r["n"] for r in logged} == {3}
 
 
 def test_audit_after_remote_promotions(served: tuple[Path, int]) -> None:

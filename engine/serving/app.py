@@ -15,6 +15,7 @@ Routes (the model name is the project's `name` in mldeck.toml):
       GET  /ping  /health
       POST /invocations   JSON dataframe_split | dataframe_records | instances | inputs, or text/csv
     GET /metrics          Prometheus text format
+    GET /openapi.json     the OpenAPI 3 description of all of it (`openapi`)
 
 Without `/versions/{v}` the champion in the `ModelSlot` answers; any other
 registered version is loaded on first use and cached. Every scored request gets
@@ -54,6 +55,7 @@ from engine.serving import oip_binary
 from engine.serving.batching import ModelRunError, PreparedColumns, ScoredRun
 from engine.serving.bodies import BodyTooLarge, read_asgi_body, read_rsgi_body
 from engine.serving.model_slot import LoadedModel, ModelSlot, load_model
+from engine.serving.openapi import openapi_json
 from engine.serving.prediction_log import (
     FailedRequest,
     LoggedRequest,
@@ -290,10 +292,17 @@ def columns_from_mlflow_json(payload: Any) -> dict[str, list[Any]]:
 
 def columns_from_csv(body: bytes) -> dict[str, list[Any]]:
     try:
+        return _columns_from_csv(body)
+    except csv.Error as exc:  # a stray quote or carriage return, a field over the csv limit
+        raise bad_request(f"malformed CSV: {exc}") from None
+
+
+def _columns_from_csv(body: bytes) -> dict[str, list[Any]]:
+    try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise bad_request("the CSV body is not UTF-8") from None
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text, newline=""))  # \r, \n and \r\n each end a line
     header = next(reader, None)
     if not header:
         raise bad_request("empty CSV: expected a header row")
@@ -719,6 +728,9 @@ class ServingApp:
             self._expect(method, "GET")
             text = self.metrics.render(self.slot.model.version, self.prediction_log.dropped_rows)
             return "metrics", 200, text.encode(), [], "", 0
+        if path == "/openapi.json":
+            self._expect(method, "GET")
+            return "openapi", 200, openapi_json(), [], "", 0
         if path == "/v2":
             self._expect(method, "GET")
             info = {"name": "mldeck", "version": "2", "extensions": [oip_binary.EXTENSION]}

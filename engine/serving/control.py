@@ -213,9 +213,12 @@ class ControlApi:
 
 def _int(query: dict[str, str], key: str) -> int:
     try:
-        return int(query[key])
+        value = int(query[key])
     except (KeyError, ValueError):
         raise ControlError(400, f"the query parameter {key!r} must be an integer") from None
+    if not 0 <= value < 2**63:  # ids and limits; the catalog's integers are 64-bit
+        raise ControlError(400, f"the query parameter {key!r} must be from 0 to 2**63-1")
+    return value
 
 
 def _time(query: dict[str, str], key: str) -> datetime | None:
