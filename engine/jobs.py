@@ -238,10 +238,16 @@ class PipelineQueue:
 
 
 def _outcome(result: Any) -> str:
-    """A short word on a finished job: the ingest statuses, or nothing."""
+    """A short word on a finished job: the ingest statuses (a refusal with its reason), or nothing."""
     if isinstance(result, list):
-        return ", ".join(str(r.get("status")) for r in result if isinstance(r, dict))
+        return ", ".join(_ingest_outcome(r) for r in result if isinstance(r, dict))
     return ""
+
+
+def _ingest_outcome(result: dict[str, Any]) -> str:
+    if result.get("status") == "refused" and result.get("issues"):
+        return f"refused: {result['issues'][0]['message']}"
+    return str(result.get("status"))
 
 
 def _subject(kind: str, args: dict[str, Any]) -> str:
