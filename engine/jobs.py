@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.arrivals import utf8_text
 from engine.errors import MldeckError
 from engine.events import EventSink, JobFinished, JobQueued, JobStarted, ignore_events
 from storage.catalog import Catalog, utcnow
@@ -251,6 +252,11 @@ def _ingest_outcome(result: dict[str, Any]) -> str:
 
 
 def _subject(kind: str, args: dict[str, Any]) -> str:
+    # A file name's bytes that are not UTF-8 become \xNN: the subject goes out as JSON.
+    return utf8_text(_raw_subject(kind, args))
+
+
+def _raw_subject(kind: str, args: dict[str, Any]) -> str:
     if "path" in args:
         return str(args["path"]).rsplit("/", 1)[-1]
     if "paths" in args:
