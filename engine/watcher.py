@@ -74,11 +74,20 @@ class Watcher:
 
     def start(self) -> list[Path]:
         """Start watching, then report the files already there; returns those files."""
-        from watchdog.observers.polling import PollingObserver
+        from watchdog.observers.polling import PollingObserverVFS
 
         for folder in self.folders:
             folder.mkdir(parents=True, exist_ok=True)
-        observer = PollingObserver(timeout=POLL_INTERVAL_S) if self.polling else _native_observer()
+        if self.polling:
+            # Entries are lstat'ed, so a dangling link is seen (and refused) too.
+            roots = {str(folder) for folder in self.folders}
+            observer = PollingObserverVFS(
+                lambda p: os.stat(p) if p in roots else os.lstat(p),
+                os.scandir,
+                polling_interval=POLL_INTERVAL_S,
+            )
+        else:
+            observer = _native_observer()
         handler = _Handler(self)
         for folder in self.folders:
             observer.schedule(handler, str(folder), recursive=False)

@@ -630,6 +630,7 @@ def test_polling_takes_moved_copied_renamed_and_refuses_specials(tmp_path: Path)
     ] + [
         Item(corpus.name(".csv"), "fifo", "refused", "special"),
         Item(corpus.name(".csv"), "link_outside", "refused", "link", corpus.valid("csv")),
+        Item(corpus.name(".csv"), "link_dangling", "refused", "link"),
         Item(corpus.name(".csv"), "binary", "bad", "mv", corpus.invalid("binary")),
     ]
     daemon = Daemon(layout.root, "--no-serve")
@@ -637,7 +638,7 @@ def test_polling_takes_moved_copied_renamed_and_refuses_specials(tmp_path: Path)
         engine = daemon.ready()
         placed, outside = place_all(layout, items)
         wait_until(
-            lambda: batch_count(engine) >= 7 and refused_count(engine) >= 2, 60, "polling ingests"
+            lambda: batch_count(engine) >= 7 and refused_count(engine) >= 3, 60, "polling ingests"
         )
         daemon.idle(engine)
         assert daemon.stop() == 0
