@@ -721,3 +721,23 @@ def test_the_watcher_rescans_after_lost_events(tmp_path: Path) -> None:
     (incoming / "missed.csv").write_text("a\n1\n")
     _Handler(watcher).dispatch(EventsLostEvent(str(incoming), is_directory=True))
     assert reports.names == ["missed.csv"]
+
+
+def test_a_quarantined_240_character_name_does_not_stop_later_ingests(tmp_path: Path) -> None:
+    layout = make_layout(tmp_path)
+    seed_project(layout)
+    long_name = "w" * 236 + ".csv"
+    (layout.incoming / long_name).write_bytes(b"\x00\x01 not a table")
+    first = cli("ingest", cwd=layout.root)
+    assert first.returncode == 1 and "Quarantined" in first.stderr, first.stderr
+    corpus = Corpus(SEED + 6)
+    (layout.incoming / "later.csv").write_bytes(corpus.valid("csv"))
+    second = cli("ingest", cwd=layout.root)
+    assert second.returncode == 0, second.stderr
+    assert "accepted" in second.stdout and "later.csv" in second.stdout
+    with open_project(layout.root) as project:
+        kept = project.catalog.row(
+            "SELECT source_name, quarantine_path FROM batches WHERE status = 'quarantined'"
+        )
+    assert kept is not None and kept["source_name"] == long_name
+    assert Path(kept["quarantine_path"]).read_bytes() == b"\x00\x01 not a table"
