@@ -158,9 +158,9 @@ class Corpus:
         if kind == "binary":
             return bytes([0, 1, 2, 255]) + token.to_bytes(8, "big") + bytes(range(256))
         if kind == "ragged":
-            rows = [",".join(map(str, r)) for r in self.rows(6)]
-            rows[3] += ",extra,fields"
-            return ("\n".join([",".join(HEADER), *rows]) + "\n").encode()
+            lines = [",".join(map(str, r)) for r in self.rows(6)]
+            lines[3] += ",extra,fields"
+            return ("\n".join([",".join(HEADER), *lines]) + "\n").encode()
         if kind == "no_id":
             rows = self.rows(5)
             body = "\n".join(",".join(map(str, r[1:])) for r in rows)
