@@ -531,6 +531,11 @@ def test_corpus_through_mldeck_ingest(tmp_path: Path) -> None:
     assert by_hand.returncode == 1
     assert by_hand.stderr.count("\n") == 1 and "FIFO" in by_hand.stderr
 
+    # Devices by name: refused, never read (/dev/zero would never end).
+    for device in ("/dev/null", "/dev/zero"):
+        refused = cli("ingest", device, cwd=layout.root, timeout=60)
+        assert refused.returncode == 1 and "character device" in refused.stderr, refused.stderr
+
     # Again: nothing is ingested twice.
     again = cli("ingest", "--json", cwd=layout.root)
     assert again.returncode == 1 and "Traceback" not in again.stderr
@@ -592,6 +597,10 @@ def test_corpus_through_a_running_daemon(daemon_layout: tuple[Layout, Daemon]) -
         120,
         f"{rows} batches and {refusals} refusals (seed {SEED + 2})",
     )
+    # `mldeck ingest FIFO` goes through the daemon's queue: one line, exit 1, no hang.
+    fifo = next(i for i in items if i.kind == "fifo")
+    by_hand = cli("ingest", str(layout.incoming / fifo.name), cwd=layout.root, timeout=60)
+    assert by_hand.returncode == 1 and "FIFO" in by_hand.stderr, by_hand.stderr
 
     # Editors save by replacing: a temp file renamed over the old one (gedit, VS Code),
     # or the old one renamed away and the file written anew (vim, emacs). Each saved
