@@ -415,6 +415,7 @@ def check_catalog(layout: Layout, placed: list[tuple[Item, Path | None]], contex
                 " GROUP BY 1"
             )
         }
+    assert len(refusals) == len(set(refusals)), f"{context}: a refusal was logged twice"
     by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         by_key.setdefault((row["source_path"], row["content_hash"]), []).append(row)
