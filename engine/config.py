@@ -101,6 +101,7 @@ policy = "prompt"                # prompt: store a proposal for a person | auto:
 [watch]                          # `mldeck daemon` watches data.incoming and data.labels
 polling = false                  # true on network file systems (no close events): wait for quiet files
 quiet_seconds = 2.0              # polling: a file is taken once its size stopped changing this long
+follow_symlinks = false          # true: take links in the watched folders that point outside the project
 """
 
 
@@ -221,6 +222,9 @@ class WatchConfig:
     """Poll the folders instead of inotify (network file systems give no close events)."""
     quiet_seconds: float = 2.0
     """Polling: a file is taken once its size and mtime stopped changing for this long."""
+    follow_symlinks: bool = False
+    """Take symbolic links in the watched folders whose target lies outside the project
+    (refused by default: a link must not make mldeck read files nobody dropped)."""
 
 
 @dataclass(frozen=True)
@@ -474,7 +478,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
     retrain = root.sub("retrain")
     retrain.check_keys({"policy", "every", "min_new_labels"})
     watch = root.sub("watch")
-    watch.check_keys({"polling", "quiet_seconds"})
+    watch.check_keys({"polling", "quiet_seconds", "follow_symlinks"})
     every = retrain.get_str("every")
     if every is not None:
         _check_span(retrain, "every", every)
@@ -484,6 +488,9 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
     polling = watch.data.get("polling", False)
     if not isinstance(polling, bool):
         raise watch.fail("polling", f"must be true or false, not {polling!r}")
+    follow_symlinks = watch.data.get("follow_symlinks", False)
+    if not isinstance(follow_symlinks, bool):
+        raise watch.fail("follow_symlinks", f"must be true or false, not {follow_symlinks!r}")
 
     task = data_t.get_str("task", None, ("classification", "regression"))
     known_metrics = CLASSIFICATION_METRICS + REGRESSION_METRICS
@@ -533,6 +540,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
         watch=WatchConfig(
             polling=polling,
             quiet_seconds=watch.get_float("quiet_seconds", 2.0, 0.0, 3600.0),
+            follow_symlinks=follow_symlinks,
         ),
     )
 

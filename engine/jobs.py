@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.arrivals import utf8_text
 from engine.errors import MldeckError
 from engine.events import EventSink, JobFinished, JobQueued, JobStarted, ignore_events
 from storage.catalog import Catalog, utcnow
@@ -238,13 +239,24 @@ class PipelineQueue:
 
 
 def _outcome(result: Any) -> str:
-    """A short word on a finished job: the ingest statuses, or nothing."""
+    """A short word on a finished job: the ingest statuses (a refusal with its reason), or nothing."""
     if isinstance(result, list):
-        return ", ".join(str(r.get("status")) for r in result if isinstance(r, dict))
+        return ", ".join(_ingest_outcome(r) for r in result if isinstance(r, dict))
     return ""
 
 
+def _ingest_outcome(result: dict[str, Any]) -> str:
+    if result.get("status") == "refused" and result.get("issues"):
+        return f"refused: {result['issues'][0]['message']}"
+    return str(result.get("status"))
+
+
 def _subject(kind: str, args: dict[str, Any]) -> str:
+    # A file name's bytes that are not UTF-8 become \xNN: the subject goes out as JSON.
+    return utf8_text(_raw_subject(kind, args))
+
+
+def _raw_subject(kind: str, args: dict[str, Any]) -> str:
     if "path" in args:
         return str(args["path"]).rsplit("/", 1)[-1]
     if "paths" in args:
