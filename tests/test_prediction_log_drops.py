@@ -38,9 +38,7 @@ def project(trained_project: Callable[..., Path], open_proj: Callable[[Path], Pr
 def app(project: Project) -> Iterator[ServingApp]:
     champion = alias_version(project.catalog, CHAMPION)
     assert champion is not None
-    log = PredictionLog(
-        project.catalog, flush_interval_s=3600, flush_rows=10**9, max_queued=QUEUED
-    )
+    log = PredictionLog(project.catalog, flush_interval_s=3600, flush_rows=10**9, max_queued=QUEUED)
     served = ServingApp(project, ModelSlot(load_model(project, champion)), log)
     yield served
     served.close()

@@ -18,7 +18,7 @@ from engine.retrain import decide, list_proposals, propose, run_retrain, schedul
 from storage.audit import verify_chain
 from storage.catalog import utcnow
 from tests.conftest import run_cli
-from tests.test_daemon import LINEAR, slices
+from tests.helpers import LINEAR, slices
 
 
 def set_retrain(root: Path, text: str) -> None:
