@@ -111,7 +111,8 @@ def test_polling_waits_for_a_quiet_file(folders: tuple[Path, Path]) -> None:
         # noted since to ripen and be reported
         after = watcher.ticks
         ripe = after + math.ceil(watcher.quiet_seconds / POLL_INTERVAL_S) + 2
-        wait_until(lambda: watcher.ticks >= ripe and not watcher.settling(), 30, "quiet passes")
+        wait_until(lambda: watcher.ticks >= ripe, 30, "passes of the quiet-file checker")
+        assert reports.names() == ["slow.csv"] and watcher.settling() == {}
     finally:
         watcher.stop()
     assert reports.names() == ["slow.csv"]
