@@ -236,6 +236,7 @@ def _answers(root: Path, batch: Path) -> list[Any]:
     return out
 
 
+@pytest.mark.slow  # every read command twice, in process and through a daemon: ~45 s here
 def test_cli_answers_the_same_through_the_daemon(
     trained: Path, small_reference: Path, tmp_path: Path
 ) -> None:
