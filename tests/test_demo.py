@@ -13,6 +13,7 @@ from storage.audit import verify_chain
 from tests.conftest import SAMPLE, run_cli, until
 
 
+@pytest.mark.slow
 def test_the_auto_policy_retrains_and_accuracy_recovers(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
     result = run_cli(
