@@ -95,6 +95,8 @@ class EngineService:
         self.watcher: Watcher | None = None
         self._stop = threading.Event()
         self._scheduler: threading.Thread | None = None
+        self.schedule_ticks = 0
+        """Scheduler passes finished: a caller can wait for one instead of sleeping."""
 
     # ------------------------------------------------------------ life cycle
 
@@ -186,6 +188,7 @@ class EngineService:
                 "parts": list(self.parts),
                 "url": url,
                 "queue": self.queue.snapshot(),
+                "schedule_ticks": self.schedule_ticks,
             }
             return project_status(project, serving=serving, engine=engine)
 
@@ -505,3 +508,4 @@ class EngineService:
                 return
             except Exception:  # a bad tick (e.g. a config being edited) must not stop the loop
                 log.exception("scheduler: a tick failed")
+            self.schedule_ticks += 1

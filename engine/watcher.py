@@ -71,6 +71,9 @@ class Watcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self.ticks = 0
+        """Polling: passes over the settling files finished (a file quiet long enough is
+        reported within the pass that finds it so)."""
 
     def start(self) -> list[Path]:
         """Start watching, then report the files already there; returns those files."""
@@ -187,6 +190,12 @@ class Watcher:
                     with self._lock:
                         self._settling.pop(path, None)
                     self._ready(path)
+            self.ticks += 1
+
+    def settling(self) -> dict[Path, int]:
+        """Polling: the files waiting out their quiet period, and the size each was seen at."""
+        with self._lock:
+            return {path: size for path, (size, _, _) in self._settling.items()}
 
 
 class _Handler(FileSystemEventHandler):

@@ -6,32 +6,25 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
+from engine.client import RemoteEngine
 from engine.errors import ProjectError
 from engine.owner import OWNER_FILE, claim, project_token, read_owner, release
 from engine.project import open_project
 from storage.audit import verify_chain
-from tests.conftest import (
-    TWO_LINEAR,
-    build_trained,
-    free_port,
-    start_server,
-    stop_server,
-)
-from tests.daemon_helpers import cli, wait_until
+from tests.daemon_helpers import cli
+from tests.helpers import TWO_LINEAR, free_port, start_server, stop_server, wait_until
 
 # ------------------------------------------------------------------ owner file
 
@@ -74,17 +67,9 @@ def released(root: Path, timeout: float) -> None:
     wait_until(lambda: read_owner(root / ".mldeck") is None, timeout, "the project released")
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
-    root = tmp_path_factory.mktemp("control") / "loans"
-    assert build_trained(root, small_reference, TWO_LINEAR) == [1, 2]
-    return root
-
-
 @pytest.fixture
-def served(template: Path, tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    root = tmp_path / "loans"
-    shutil.copytree(template, root)
+def served(trained_project: Callable[..., Path]) -> Iterator[tuple[Path, int]]:
+    root = trained_project(TWO_LINEAR)
     server, port = start_server(root)
     yield root, port
     stop_server(server)
@@ -183,10 +168,12 @@ def test_hot_swap_under_load_fails_no_request(served: tuple[Path, int], body: by
     threads = [threading.Thread(target=client) for _ in range(8)]
     for thread in threads:
         thread.start()
-    time.sleep(1.0)
+    wait_until(lambda: len(results) >= 30, 60, "answers from v1 under load")
     promoted = cli("promote", "2", "--reason", "swap under load", cwd=root)
     promoted_at.append(len(results))
-    time.sleep(1.0)
+    wait_until(
+        lambda: len(results) >= promoted_at[0] + len(threads) + 30, 60, "answers after the swap"
+    )
     stop.set()
     for thread in threads:
         thread.join()
@@ -245,9 +232,15 @@ def test_prediction_log_survives_kill_9(served: tuple[Path, int], body: bytes) -
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     for _ in range(40):
         assert invocation(port, body, conn)[0] == 200
-    time.sleep(FLUSH_INTERVAL_S * 3 + 0.5)
     owner = read_owner(root / ".mldeck")
     assert owner is not None
+    # the kill comes once the server's own catalog holds every row: committed, not just queued
+    engine = RemoteEngine(owner.url, project_token(root / ".mldeck"))
+    wait_until(
+        lambda: engine.serving_stats()["total_rows"] == 40 * 3,
+        FLUSH_INTERVAL_S * 20,
+        "the prediction log to commit the 40 requests",
+    )
     os.kill(owner.pid, signal.SIGKILL)
     os.waitpid(owner.pid, 0)  # reap it: a zombie's pid still reads as alive
     released(root, timeout=10)

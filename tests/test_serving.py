@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,21 +23,12 @@ from engine.registry import CHAMPION, alias_version
 from engine.scoring import feed_for, version_inputs
 from engine.serving.app import ServingApp, create_app
 from engine.serving.model_slot import load_model
-from tests.conftest import TWO_LINEAR, build_trained, run_cli, serve_in_thread
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
-    root = tmp_path_factory.mktemp("serving") / "loans"
-    build_trained(root, small_reference, TWO_LINEAR)
-    return root
+from tests.helpers import TWO_LINEAR, run_cli, serve_in_thread
 
 
 @pytest.fixture
-def project(template: Path, tmp_path: Path, open_proj: Callable[[Path], Project]) -> Project:
-    copy = tmp_path / "loans"
-    shutil.copytree(template, copy)
-    return open_proj(copy)
+def project(trained_project: Callable[..., Path], open_proj: Callable[[Path], Project]) -> Project:
+    return open_proj(trained_project(TWO_LINEAR))
 
 
 @pytest.fixture
