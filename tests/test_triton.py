@@ -284,7 +284,7 @@ def test_bad_binary_payloads_get_400(
             400,
             "belong to no input",
         ),
-        ({}, header + blob, 400, "malformed JSON"),
+        ({"Content-Type": "application/json"}, header + blob, 400, "malformed JSON"),
         (
             {"Inference-Header-Content-Length": "lots"},
             header + blob,

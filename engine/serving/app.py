@@ -1148,9 +1148,15 @@ class ServingApp:
     ) -> tuple[str, int, bytes, list[tuple[str, str]], str, int]:
         header_length = header(oip_binary.HEADER_LENGTH)
         content_type = _media_type(header("content-type"))
-        # tritonclient sends its JSON with no content type; a browser's POST always carries
-        # an Origin (checked by the front), so that is no way in for a web page
-        if content_type not in ("application/json", "application/octet-stream", ""):
+        # The binary extension's header is one a web page cannot send without a CORS
+        # preflight (which this server never grants), so it stands for the content type.
+        # tritonclient sends pure JSON with no content type; a browser's POST always
+        # carries an Origin (the front refuses foreign ones), so that is no way in either.
+        if header_length is None and content_type not in (
+            "application/json",
+            "application/octet-stream",
+            "",
+        ):
             raise HttpError(
                 415,
                 f"content type {content_type[:100]!r}: use application/json, or "
