@@ -317,4 +317,5 @@ def test_bad_binary_payloads_get_400(
             assert message in got["error"], (message, got)
     # the JSON-only form, no header, still works as before
     plain = {"inputs": [i._get_tensor() for i in client_inputs(project, 1, rows, False)]}
-    assert post(address, infer, json.dumps(plain).encode(), {})[0] == 200
+    json_only = {"Content-Type": "application/json"}  # urllib's default is form-encoded: 415
+    assert post(address, infer, json.dumps(plain).encode(), json_only)[0] == 200
