@@ -111,6 +111,15 @@ def bad_request(msg: str) -> HttpError:
     return HttpError(400, msg)
 
 
+def _short(value: Any, limit: int = 100) -> str:
+    """A client's value as shown in an error: its repr, cut (answers never echo a body)."""
+    if isinstance(value, str | list | dict) and len(value) > limit:
+        value = value[:limit] if isinstance(value, str | list) else dict(list(value.items())[:5])
+        return f"{value!r}[...]"
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 256 else "an integer"
+    return text if len(text) <= limit else text[:limit] + "[...]"
+
+
 def too_many_rows(rows: int, limits: ServingLimits) -> HttpError:
     return HttpError(
         413, f"{rows} rows in one request, over the limit of {limits.max_rows} ([serving] max_rows)"
@@ -149,10 +158,30 @@ def parse_json(body: bytes, max_depth: int = DEFAULT_LIMITS.max_depth) -> Any:
             raise too_deep(max_depth) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise bad_request(f"malformed JSON: {exc}") from None
-    # a body with fewer brackets than the limit cannot nest deeper: no walk (the common case)
-    if body.count(b"[") + body.count(b"{") > max_depth and _deeper_than(payload, max_depth):
+    if _may_nest_deeper(body, max_depth) and _deeper_than(payload, max_depth):
         raise too_deep(max_depth)
     return payload
+
+
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _may_nest_deeper(body: bytes, limit: int) -> bool:
+    """False when the body's brackets, read without regard to strings, nest no deeper
+    than `limit`: then the parsed body cannot either. In C, a few passes over the
+    brackets alone; True (walk the parsed body) when brackets inside strings confuse it."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    brackets = body.translate(_BRACKETS, _NOT_BRACKETS)
+    for _ in range(limit):
+        inner = brackets.replace(b"[]", b"")  # one level less
+        if not inner:
+            return False
+        if inner == brackets:
+            return True  # unbalanced: brackets in strings
+        brackets = inner
+    return True
 
 
 def too_deep(max_depth: int) -> HttpError:
@@ -241,7 +270,9 @@ def prepare_column(name: str, values: ColumnValues, is_string: bool) -> list[Any
             elif isinstance(value, bool | int | float):
                 strings.append(str(value))
             else:
-                raise bad_request(f"column {name!r}: row {i} holds {value!r}, expected a string")
+                raise bad_request(
+                    f"column {name!r}: row {i} holds {_short(value)}, expected a string"
+                )
         return strings
     if all(type(v) in _NUMBER_TYPES for v in values) and _in_float32_range(values):
         return values
@@ -256,12 +287,12 @@ def prepare_column(name: str, values: ColumnValues, is_string: bool) -> list[Any
                 numbers.append(_finite_number(name, i, float(value)))
             except ValueError:
                 raise bad_request(
-                    f"column {name!r}: row {i} holds {value!r}, expected a number"
+                    f"column {name!r}: row {i} holds {_short(value)}, expected a number"
                 ) from None
         elif isinstance(value, list):
             raise bad_request(f"column {name!r}: expected one value per row, got a list in row {i}")
         else:
-            raise bad_request(f"column {name!r}: row {i} holds {value!r}, expected a number")
+            raise bad_request(f"column {name!r}: row {i} holds {_short(value)}, expected a number")
     return numbers
 
 
@@ -476,14 +507,14 @@ def columns_from_oip(
         spec = specs.get(name) if isinstance(name, str) else None
         if spec is None:
             raise bad_request(
-                f"inputs[{i}]: unknown input {name!r}; the model takes {', '.join(specs)}"
+                f"inputs[{i}]: unknown input {_short(name)}; the model takes {', '.join(specs)}"
             )
         datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
         if spec.is_string and datatype != "BYTES":
-            raise bad_request(f"input {name!r}: datatype {datatype!r}, expected BYTES")
+            raise bad_request(f"input {name!r}: datatype {_short(datatype)}, expected BYTES")
         if not spec.is_string and datatype not in NUMERIC_DATATYPES:
             raise bad_request(
-                f"input {name!r}: datatype {datatype!r}, expected a number type such as FP32"
+                f"input {name!r}: datatype {_short(datatype)}, expected a number type such as FP32"
             )
         # [N] or [N, 1], N a count (checked without a generator: this runs per input)
         if not (
@@ -493,7 +524,7 @@ def columns_from_oip(
             and shape[0] >= 0
             and isinstance(shape[-1], int)
         ):
-            raise bad_request(f"input {name!r}: shape {shape!r}, expected [N] or [N, 1]")
+            raise bad_request(f"input {name!r}: shape {_short(shape)}, expected [N] or [N, 1]")
         if isinstance(data, np.ndarray):
             data = data.reshape(-1)  # binary tensor data, already decoded
         elif not isinstance(data, list):
@@ -952,7 +983,7 @@ class ServingApp:
             )
         if len(parts) >= 3 and parts[:2] == ["v2", "models"]:
             return await self._model_route(header, method, parts[2], parts[3:], body)
-        raise HttpError(404, f"no route {method} {path}")
+        raise HttpError(404, f"no route {method} {path[:200]}")
 
     @staticmethod
     def _expect(method: str, allowed: str) -> None:
@@ -963,7 +994,9 @@ class ServingApp:
         self, header: Header, method: str, name: str, rest: list[str], body: bytes
     ) -> tuple[str, int, bytes, list[tuple[str, str]], str, int]:
         if name != self.model_name:
-            raise HttpError(404, f"unknown model {name!r}; this server serves {self.model_name!r}")
+            raise HttpError(
+                404, f"unknown model {_short(name)}; this server serves {self.model_name!r}"
+            )
         version_text: str | None = None
         if len(rest) >= 2 and rest[0] == "versions":
             version_text, rest = rest[1], rest[2:]
@@ -1174,7 +1207,7 @@ class ServingApp:
             asked = [o.get("name") for o in wanted if isinstance(o, dict)]
             unknown = [n for n in asked if n not in names]
             if unknown:
-                raise bad_request(f"unknown output(s) {unknown}; the model has {names}")
+                raise bad_request(f"unknown output(s) {_short(unknown)}; the model has {names}")
             names = [n for n in names if n in asked]
         try:
             binary = oip_binary.binary_outputs(payload, names)
