@@ -93,7 +93,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> 
     root = tmp_path_factory.mktemp("hostile") / "loans"
     build_trained(root, small_reference, TWO_LINEAR)
     config = root / "mldeck.toml"
-    config.write_text(config.read_text().replace("[serving]\n", "[serving]\nbody_timeout_s = 2\n"))
+    config.write_text(
+        config.read_text().replace(
+            "[serving]\n", "[serving]\nbody_timeout_s = 2\nheader_timeout_s = 1\n"
+        )
+    )
     return root
 
 
@@ -340,6 +344,10 @@ def test_a_stalled_body_gets_408_and_an_aborted_one_no_traceback(
         )
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never ends
+        data = sock.recv(65536)  # granian closes it after header_timeout_s (1 s), not 30 s
+        assert data == b"" or data.startswith(b"HTTP/1.1 408"), data[:100]
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
             sock.sendall(
@@ -395,6 +403,28 @@ def test_an_empty_token_file_is_replaced(tmp_path: Path) -> None:
     assert len((tmp_path / "token").read_text()) >= 32
     assert stat.S_IMODE((tmp_path / "token").stat().st_mode) == 0o600
     assert check_token_file(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("max_rows = 0", "serving.max_rows"),
+        ("max_depth = 2", "serving.max_depth"),
+        ('auth = "maybe"', "serving.auth"),
+        ("max_body_mb = -1", "serving.max_body_mb"),
+        ("max_colums = 5", "serving.max_colums"),
+    ],
+)
+def test_serving_limits_are_validated(tmp_path: Path, line: str, key: str) -> None:
+    from engine.config import load_config
+    from engine.errors import MldeckError
+    from engine.project import init_project
+
+    init_project(tmp_path / "p", target="default")
+    config = tmp_path / "p" / "mldeck.toml"
+    config.write_text(config.read_text().replace("[serving]\n", f"[serving]\n{line}\n"))
+    with pytest.raises(MldeckError, match=key.replace(".", r"\.")):
+        load_config(config)
 
 
 # ------------------------------------------------------------------ the decoders, fuzzed

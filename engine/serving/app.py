@@ -55,7 +55,13 @@ from engine.project import Project
 from engine.registry import CHAMPION, alias_version
 from engine.serving import oip_binary
 from engine.serving.batching import ModelRunError, PreparedColumns, ScoredRun
-from engine.serving.bodies import BodyTooLarge, read_asgi_body, read_rsgi_body
+from engine.serving.bodies import (
+    BodyTooLarge,
+    BodyTooSlow,
+    BodyWatch,
+    read_asgi_body,
+    read_rsgi_body,
+)
 from engine.serving.model_slot import LoadedModel, ModelSlot, load_model
 from engine.serving.prediction_log import (
     FailedRequest,
@@ -744,6 +750,7 @@ class ServingApp:
         self._versions_lock = threading.Lock()
         self._seen_ids: dict[str, None] = {}
         """Recent client-given request ids (insertion order: the oldest is forgotten first)."""
+        self._body_watch = BodyWatch(limits.body_timeout_s)
         self._heavy = asyncio.Semaphore(2)
         """Large bodies decoded or scored on threads at once: bounds their memory."""
 
@@ -780,13 +787,12 @@ class ServingApp:
         body: bytes | HttpError | None
         try:
             self._check_length(request_headers.get("content-length"))
-            async with asyncio.timeout(self.limits.body_timeout_s):
-                body = await read_asgi_body(receive, self.max_body_bytes)
+            body = await self._body_watch.read(read_asgi_body(receive, self.max_body_bytes))
         except HttpError as exc:
             body = exc
         except BodyTooLarge:
             body = HttpError(413, self._too_large())
-        except TimeoutError:
+        except BodyTooSlow:
             body = HttpError(408, self._too_slow())
         if body is None:
             log.warning(
@@ -815,17 +821,16 @@ class ServingApp:
         body: bytes | HttpError
         try:
             declared = self._check_length(header("content-length"))
-            async with asyncio.timeout(self.limits.body_timeout_s):
-                body = await (
-                    protocol()
-                    if declared is not None
-                    else read_rsgi_body(protocol, self.max_body_bytes)
-                )
+            body = await self._body_watch.read(
+                protocol()
+                if declared is not None
+                else read_rsgi_body(protocol, self.max_body_bytes)
+            )
         except HttpError as exc:
             body = exc
         except BodyTooLarge:
             body = HttpError(413, self._too_large())
-        except TimeoutError:
+        except BodyTooSlow:
             body = HttpError(408, self._too_slow())
         except Exception as exc:  # the client went away mid-body: one line, no traceback
             log.warning("%s %s: the body did not arrive (%s)", scope.method, scope.path, exc)
