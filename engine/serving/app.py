@@ -357,8 +357,9 @@ def _prepare_plain_lists(
     number_types = set(map(type, numbers))
     if not string_types <= _STR_OR_NONE or not number_types <= _NUMBER_OR_NONE:
         return None
-    if not _in_float32_range(numbers):  # prepare_column names the column and row
-        return None
+    present = numbers if _NONE_TYPE not in number_types else list(filter(None, numbers))
+    if present and (max(present) > FLOAT32_MAX or min(present) < -FLOAT32_MAX):
+        return None  # prepare_column names the column and row
     if _NONE_TYPE in string_types:  # nulls -> the missing category, as prepare_column does
         for i in model.string_positions:
             if None in values[i]:
