@@ -361,6 +361,17 @@ def test_a_stalled_body_gets_408_and_an_aborted_one_no_traceback(
     stop_server(server)
     _, err = server.communicate(timeout=10)
     assert "Traceback" not in err, err[-2000:]
+    # the made-up versions of the metrics test (and every other failure of this module)
+    # are counted per window in serving_errors, not a row each
+    with open_project(served["root"]) as project:
+        rows_written, failures = project.catalog.conn.execute(
+            "SELECT count(*), sum(requests) FROM serving_errors"
+        ).fetchone()
+        unknown = project.catalog.conn.execute(
+            "SELECT sum(requests) FROM serving_errors WHERE model_version IS NULL"
+        ).fetchone()[0]
+    assert unknown >= 200 and failures > unknown
+    assert rows_written <= 40, rows_written  # a few (endpoint, version, status) per window
 
 
 # ------------------------------------------------------------------ exposure beyond loopback

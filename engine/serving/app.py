@@ -352,7 +352,7 @@ def _prepare_plain_lists(
     if rows == 0 or set(map(len, values)) != {rows}:
         return None
     strings = [values[i] for i in model.string_positions]
-    numbers = list(itertools.chain.from_iterable(values[i] for i in model.number_positions))
+    numbers = list(itertools.chain.from_iterable([values[i] for i in model.number_positions]))
     string_types = set(map(type, itertools.chain.from_iterable(strings)))
     number_types = set(map(type, numbers))
     if not string_types <= _STR_OR_NONE or not number_types <= _NUMBER_OR_NONE:
@@ -411,7 +411,7 @@ def columns_from_split(split: Any, limits: ServingLimits = DEFAULT_LIMITS) -> di
         raise too_many_columns(len(names), "dataframe_split", limits)
     if len(data) > limits.max_rows:
         raise too_many_rows(len(data), limits)
-    if not all(isinstance(name, str) for name in names):
+    if not set(map(type, names)) <= {str}:
         raise bad_request("dataframe_split: columns must be a list of column names (strings)")
     width = len(names)
     # set(map(...)) checks every row in C; a generator over rows cost ~1 us per row
