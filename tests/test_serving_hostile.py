@@ -496,3 +496,42 @@ def test_decoders_on_records_with_the_models_columns(
 @given(body=st.binary(max_size=200))
 def test_decoders_on_random_bytes(model: LoadedModel, body: bytes) -> None:
     _decode_all(model, body)
+
+
+# ------------------------------------------------------------------ control paths
+
+
+def test_control_paths_stay_inside_the_project(
+    trained: Path, small_reference: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import run_cli
+
+    root = trained.parent / "control"
+    shutil.copytree(trained, root)
+    server, port = launch(root)
+    try:
+        token = (root / ".mldeck" / "token").read_text().strip()
+        auth = {"Authorization": f"Bearer {token}"}
+        outside = tmp_path / "evil.html"
+        for path in (str(outside), "../evil.html", "data/../../evil.html"):
+            status, answer = post(port, "/control/report", {"path": path}, auth)
+            assert status == 403 and "outside the project" in answer["error"], (path, answer)
+        status, answer = post(port, "/control/ingest", {"paths": ["/etc/hostname"]}, auth)
+        assert status == 403
+        assert not outside.exists()
+        # the CLI, same user and machine, still reads and writes outside files: it stages
+        # them inside the project (and moves a report into place)
+        batch = tmp_path / "batch.csv"
+        batch.write_text("".join(small_reference.read_text().splitlines(True)[:50]))
+        ingested = run_cli(["ingest", str(batch), "--json"], cwd=root)
+        assert ingested.exit_code == 0, ingested.stderr
+        (answer,) = json.loads(ingested.stdout)
+        assert answer["path"] == str(batch) and answer["status"] == "accepted"
+        assert not any((root / ".mldeck" / "inbox").iterdir())
+        status, answer = post(port, "/control/report", {"path": "report.html"}, auth)
+        assert status == 200 and (root / "report.html").is_file(), answer
+        written = run_cli(["report", "--out", str(outside), "--json"], cwd=root)
+        assert written.exit_code == 0, written.stderr
+        assert json.loads(written.stdout)["path"] == str(outside.resolve()) and outside.is_file()
+    finally:
+        stop_server(server)
