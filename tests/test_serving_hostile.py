@@ -535,3 +535,25 @@ def test_control_paths_stay_inside_the_project(
         assert json.loads(written.stdout)["path"] == str(outside.resolve()) and outside.is_file()
     finally:
         stop_server(server)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("localhost:8765", True),
+        ("127.0.0.1:1", True),
+        ("127.0.0.2", True),
+        ("[::1]:8765", True),
+        ("::1:8765", True),  # what engine.loopback sends for an IPv6 engine
+        ("evil.example", False),
+        ("127.0.0.1.nip.io", False),
+        ("[::2]", False),
+        ("localhost:x", False),
+        ("", False),
+    ],
+)
+def test_host_names_taken_as_loopback(host: str, loopback: bool) -> None:
+    from engine.serving.access import host_is_loopback
+
+    assert host_is_loopback(host) is loopback

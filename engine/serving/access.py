@@ -45,6 +45,8 @@ def host_is_loopback(value: str) -> bool:
         name, port = value.split(":")
         if not port.isdigit():
             return False
+    elif ":" in value and not is_loopback_address(value):
+        name = value.rsplit(":", 1)[0]  # an unbracketed IPv6 with a port (loose clients)
     else:
         name = value
     return bool(name) and is_loopback_address(name.rstrip("."))
