@@ -330,6 +330,22 @@ def test_request_ids_are_bounded_and_unique(served: dict[str, Any], model: Loade
     assert first == "same-id" and second.startswith("same-id~") and second != first
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    payload=st.deferred(lambda: json_values),
+    wrapper=st.sampled_from(["dataframe_records", "dataframe_split", "instances", "inputs", None]),
+    oip=st.booleans(),
+)
+def test_the_server_answers_random_json_with_a_4xx_or_200(
+    served: dict[str, Any], payload: Any, wrapper: str | None, oip: bool
+) -> None:
+    document = payload if wrapper is None else {wrapper: payload}
+    path = f"/v2/models/{served['name']}/infer" if oip else "/invocations"
+    body = json.dumps(document, allow_nan=True).encode()
+    status, _, _ = request(served["port"], "POST", path, body, JSON)
+    assert status == 200 or 400 <= status < 500, (status, body[:200])
+
+
 # ------------------------------------------------------------------ slow and broken clients
 
 
