@@ -396,9 +396,24 @@ class LocalEngine:
 class RemoteEngine:
     """Calls sent to the engine that owns the project."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, root: Path | None = None) -> None:
         self.url = url.rstrip("/")
         self.token = token
+        self.root = None if root is None else root.resolve()
+        """The project folder: the engine reads and writes only inside it, so files
+        outside it are staged there by this client (same user, same machine)."""
+
+    def _staging(self) -> Path | None:
+        if self.root is None:
+            return None
+        import tempfile
+
+        inbox = self.root / STATE_DIR / "inbox"
+        inbox.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=inbox))
+
+    def _outside(self, path: Path) -> bool:
+        return self.root is not None and not path.resolve().is_relative_to(self.root)
 
     def _request(
         self, path: str, payload: dict[str, Any] | None, timeout: float | None
@@ -462,7 +477,31 @@ class RemoteEngine:
         return answer
 
     def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
-        answer: list[dict[str, Any]] = self._call("/control/ingest", {"paths": paths}, None)
+        """Files outside the project are copied (same name) into .mldeck/inbox/ first
+        and answered under their own path."""
+        import shutil
+
+        sent: list[str] = []
+        originals: dict[str, str] = {}
+        staging: Path | None = None
+        for text in paths:
+            path = Path(text)
+            if path.is_file() and self._outside(path):
+                staging = staging or self._staging()
+                assert staging is not None
+                copy = staging / path.name
+                shutil.copyfile(path, copy)
+                originals[str(copy.resolve())] = str(path)
+                sent.append(str(copy.resolve()))
+            else:
+                sent.append(str(path.resolve()) if self.root is not None else text)
+        try:
+            answer: list[dict[str, Any]] = self._call("/control/ingest", {"paths": sent}, None)
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+        for item in answer:
+            item["path"] = originals.get(str(item.get("path")), item.get("path"))
         return answer
 
     def train(self, *, actor: str, only: list[str]) -> dict[str, Any]:
@@ -589,8 +628,25 @@ class RemoteEngine:
         return answer
 
     def report(self, path: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call("/control/report", {"path": path}, None)
-        return answer
+        """A report outside the project is written inside it, then moved into place."""
+        import shutil
+
+        target = Path(path)
+        if not self._outside(target):
+            sent = str(target.resolve()) if self.root is not None else path
+            answer: dict[str, Any] = self._call("/control/report", {"path": sent}, None)
+            return answer
+        staging = self._staging()
+        assert staging is not None
+        try:
+            answer = self._call("/control/report", {"path": str(staging / target.name)}, None)
+            written = Path(answer["path"])
+            if target.is_dir():
+                target = target / written.name
+            shutil.move(written, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return {**answer, "path": str(target.resolve())}
 
     def explain(self, prediction_id: str) -> dict[str, Any]:
         answer: dict[str, Any] = self._get("/control/explain", id=prediction_id)
@@ -640,4 +696,4 @@ def remote_engine(start: Path) -> RemoteEngine | None:
     owner = read_owner(state_dir)
     if owner is None:
         return None
-    return RemoteEngine(owner.url, project_token(state_dir))
+    return RemoteEngine(owner.url, project_token(state_dir), state_dir.parent)

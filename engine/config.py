@@ -72,6 +72,14 @@ max_null_fraction = 0.05         # default for columns that had no nulls in the 
 [serving]
 host = "127.0.0.1"
 port = 8765
+# auth = "auto"                  # auto: the token for inference and /metrics only beyond loopback | token | none
+# max_body_mb = 10               # per request (413 beyond)
+# max_rows = 100000              # rows per scoring request (413 beyond)
+# max_columns = 1000             # distinct columns/keys per request (400 beyond)
+# max_depth = 32                 # JSON nesting (400 beyond)
+# max_id_length = 128            # a client's request id (400 beyond)
+# header_timeout_s = 10          # slow clients: headers, then the whole body (408)
+# body_timeout_s = 30
 
 [drift]
 # psi_warn = 0.1                 # PSI (numbers): warn / alert levels
@@ -227,6 +235,35 @@ class WatchConfig:
     (refused by default: a link must not make mldeck read files nobody dropped)."""
 
 
+SERVING_AUTH = ("auto", "token", "none")
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """[serving]: what one request may hold and how the endpoint is exposed.
+
+    Each limit a request passes is answered 413 (size) or 400 (shape) naming it.
+    """
+
+    auth: str = "auto"
+    """auto: inference and /metrics need the token only when bound beyond loopback;
+    token: always; none: never (the control API always needs it)."""
+    max_body_mb: float = 10.0
+    """A request body larger than this is refused (413)."""
+    max_rows: int = 100_000
+    """Rows one scoring request may hold (413)."""
+    max_columns: int = 1_000
+    """Distinct columns (keys, inputs) one scoring request may name (400)."""
+    max_depth: int = 32
+    """How deeply a JSON body may nest arrays and objects (400)."""
+    max_id_length: int = 128
+    """Characters in a request id sent by a client (400)."""
+    header_timeout_s: float = 10.0
+    """A client must send its request headers within this (granian)."""
+    body_timeout_s: float = 30.0
+    """A client must send its whole body within this once the headers are in (408)."""
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -252,12 +289,26 @@ class Config:
     alerts: AlertRules = field(default_factory=AlertRules)
     retrain: RetrainConfig = RetrainConfig()
     watch: WatchConfig = WatchConfig()
+    serving: ServingLimits = ServingLimits()
 
     def with_contract(self, contract: Contract) -> Config:
         return replace(self, contract=contract)
 
 
 # ---------------------------------------------------------------- parsing helpers
+
+
+def _parse_serving(table: _Table) -> ServingLimits:
+    return ServingLimits(
+        auth=table.get_str("auth", "auto", SERVING_AUTH),
+        max_body_mb=table.get_float("max_body_mb", 10.0, 0.001, 1024.0),
+        max_rows=table.get_int("max_rows", 100_000, 1, 10_000_000),
+        max_columns=table.get_int("max_columns", 1_000, 1, 100_000),
+        max_depth=table.get_int("max_depth", 32, 8, 1_000),
+        max_id_length=table.get_int("max_id_length", 128, 1, 4_096),
+        header_timeout_s=table.get_float("header_timeout_s", 10.0, 0.1, 3600.0),
+        body_timeout_s=table.get_float("body_timeout_s", 30.0, 0.1, 3600.0),
+    )
 
 
 class _Table:
@@ -474,7 +525,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
     validation = root.sub("validation")
     validation.check_keys({"max_null_fraction"})
     serving = root.sub("serving")
-    serving.check_keys({"host", "port"})
+    serving.check_keys({"host", "port", *ServingLimits.__dataclass_fields__})
     retrain = root.sub("retrain")
     retrain.check_keys({"policy", "every", "min_new_labels"})
     watch = root.sub("watch")
@@ -537,6 +588,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
             every=every,
             min_new_labels=min_new_labels,
         ),
+        serving=_parse_serving(serving),
         watch=WatchConfig(
             polling=polling,
             quiet_seconds=watch.get_float("quiet_seconds", 2.0, 0.0, 3600.0),

@@ -100,7 +100,8 @@ def serving_stats(
     assert served is not None
     errors = int(
         catalog.scalar(
-            "SELECT count(*) FROM serving_errors WHERE served_at >= ? AND served_at < ?",
+            "SELECT coalesce(sum(requests), 0) FROM serving_errors"
+            " WHERE served_at >= ? AND served_at < ?",
             [start, end],
         )
     )

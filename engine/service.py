@@ -91,7 +91,9 @@ class EngineService:
         self._serving_project = _cursor_project(project)
         self._journal = Catalog(project.catalog.conn.cursor(), project.catalog.path)
         self.queue = PipelineQueue(self._journal, self._run_job, self.hub.publish)
-        self.front = EngineFront(ControlApi(self, project_token(project.state_dir)), self.hub)
+        self.front = EngineFront(
+            ControlApi(self, project_token(project.state_dir), project.root), self.hub
+        )
         self.watcher: Watcher | None = None
         self._stop = threading.Event()
         self._scheduler: threading.Thread | None = None

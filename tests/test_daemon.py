@@ -286,7 +286,9 @@ def test_graceful_stop_flushes_predictions_and_releases_the_project(
         engine = daemon.ready()
         conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
         for _ in range(25):
-            conn.request("POST", "/invocations", body=body)
+            conn.request(
+                "POST", "/invocations", body=body, headers={"Content-Type": "application/json"}
+            )
             assert conn.getresponse().read() and True
         # a retrain is running when the stop comes
         threading.Thread(

@@ -295,7 +295,7 @@ def test_bad_binary_payloads_get_400(
             400,
             "belong to no input",
         ),
-        ({}, header + blob, 400, "malformed JSON"),
+        ({"Content-Type": "application/json"}, header + blob, 400, "malformed JSON"),
         (
             {"Inference-Header-Content-Length": "lots"},
             header + blob,
@@ -328,4 +328,5 @@ def test_bad_binary_payloads_get_400(
             assert message in got["error"], (message, got)
     # the JSON-only form, no header, still works as before
     plain = {"inputs": [i._get_tensor() for i in client_inputs(project, 1, rows, False)]}
-    assert post(address, infer, json.dumps(plain).encode(), {})[0] == 200
+    json_only = {"Content-Type": "application/json"}  # urllib's default is form-encoded: 415
+    assert post(address, infer, json.dumps(plain).encode(), json_only)[0] == 200

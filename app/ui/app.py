@@ -97,7 +97,7 @@ def connect(start: Path, parts: tuple[str, ...] = ENGINE_PARTS) -> Connection:
     name = load_config(root / CONFIG_NAME).name
     owner = read_owner(root / STATE_DIR)
     if owner is not None:
-        remote = RemoteEngine(owner.url, project_token(root / STATE_DIR))
+        remote = RemoteEngine(owner.url, project_token(root / STATE_DIR), root)
         return Connection(remote, name, owner.url, lambda: None)
     project = open_project(root)
     mark_interrupted(project.catalog)

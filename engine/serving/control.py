@@ -33,6 +33,7 @@ import hmac
 import json
 import urllib.parse
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import MldeckError, NotFoundError
@@ -51,9 +52,28 @@ class ControlError(Exception):
 
 
 class ControlApi:
-    def __init__(self, engine: EngineClient, token: str) -> None:
+    def __init__(self, engine: EngineClient, token: str, root: Path | None = None) -> None:
         self.engine = engine
         self.token = token
+        self.root = None if root is None else root.resolve()
+        """The project folder: paths given to /control/ingest and /control/report must
+        resolve inside it (None: not checked)."""
+
+    def _inside(self, text: str) -> str:
+        """A path from a request, resolved; 403 when it lies outside the project folder."""
+        if self.root is None:
+            return text
+        if "\x00" in text:
+            raise ControlError(400, "a path must not hold a NUL character")
+        path = (self.root / text).resolve()  # an absolute `text` replaces the root
+        if not path.is_relative_to(self.root):
+            raise ControlError(
+                403,
+                f"{text[:200]!r} is outside the project folder {self.root}: the control API "
+                "reads and writes only inside it",
+                "Outside the project",
+            )
+        return str(path)
 
     def handle(
         self, method: str, path: str, query: str, authorization: str | None, body: bytes
@@ -150,12 +170,12 @@ class ControlApi:
         if path == "/control/log-drift":
             return self.engine.log_drift(_text(payload, "span"))
         if path == "/control/report":
-            return self.engine.report(_text(payload, "path"))
+            return self.engine.report(self._inside(_text(payload, "path")))
         if path == "/control/ingest":
             paths = payload.get("paths", [])
             if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
                 raise ControlError(400, "'paths' must be a list of strings")
-            return self.engine.ingest(paths)
+            return self.engine.ingest([self._inside(p) for p in paths])
         actor = _text(payload, "actor")
         if path == "/control/reproduce":
             version = payload.get("version")
