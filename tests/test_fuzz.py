@@ -143,9 +143,6 @@ def test_no_server_error_and_still_serving(
 
 # ------------------------------------------------------------------ known hostile cases
 
-OPEN_ON_H14_HARDEN = "issue 14 items 1-2 (h14-harden): drop this mark once merged"
-
-
 def with_age(good_body: bytes, literal: bytes) -> bytes:
     """The good 1-row body with its `age` replaced by the raw JSON `literal`."""
     record = json.loads(good_body)["dataframe_records"][0]
@@ -156,26 +153,11 @@ def with_age(good_body: bytes, literal: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("method", "path", "literal"),
     [
-        pytest.param(
-            "POST", "/invocations", b"Infinity", id="infinity",
-            marks=pytest.mark.xfail(strict=True, reason=OPEN_ON_H14_HARDEN + " (answers 200)"),
-        ),
-        pytest.param(
-            "POST", "/invocations", b"1e999", id="1e999",
-            marks=pytest.mark.xfail(strict=True, reason=OPEN_ON_H14_HARDEN + " (answers 200)"),
-        ),
-        pytest.param(
-            "POST", "/invocations", b"1" + b"0" * 400, id="int-10**400",
-            marks=pytest.mark.xfail(strict=True, reason=OPEN_ON_H14_HARDEN + " (answers 500)"),
-        ),
-        pytest.param(
-            "POST", "/invocations", b"[" * 100_000 + b"]" * 100_000, id="nested-100000",
-            marks=pytest.mark.xfail(strict=True, reason=OPEN_ON_H14_HARDEN + " (RecursionError, 500)"),
-        ),
-        pytest.param(
-            "GET", "/v2/models/loans/versions/" + "9" * 4000, b"", id="version-4000-digits",
-            marks=pytest.mark.xfail(strict=True, reason=OPEN_ON_H14_HARDEN + " (DuckDB error, 500)"),
-        ),
+        pytest.param("POST", "/invocations", b"Infinity", id="infinity"),
+        pytest.param("POST", "/invocations", b"1e999", id="1e999"),
+        pytest.param("POST", "/invocations", b"1" + b"0" * 400, id="int-10**400"),
+        pytest.param("POST", "/invocations", b"[" * 100_000 + b"]" * 100_000, id="nested-100000"),
+        pytest.param("GET", "/v2/models/loans/versions/" + "9" * 4000, b"", id="version-4000-digits"),
         pytest.param("POST", "/invocations", b"", id="csv-stray-cr"),
     ],
 )  # fmt: skip
