@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.client import LocalEngine
 from engine.events import Event, EventHub
-from engine.jobs import EngineStopping, Job, PipelineQueue
+from engine.jobs import JOURNALED_KINDS, EngineStopping, Job, PipelineQueue
 from engine.owner import project_token, read_owner
 from engine.project import Project
 from engine.registry import CHAMPION, alias_version, champion_history
@@ -203,8 +203,10 @@ class EngineService:
             return self._reader.proposals()
 
     def doctor(self) -> dict[str, Any]:
+        from engine.doctor import check_project
+
         with self._read_lock:
-            return self._reader.doctor()
+            return check_project(self._reader.project, idle=self.queue.idle())
 
     def _read(self, call: Callable[[LocalEngine], T]) -> T:
         with self._read_lock:
@@ -344,6 +346,14 @@ class EngineService:
         args = job.args
         pipeline = self._pipeline
         result: Any
+        if job.resumed and job.kind in JOURNALED_KINDS:
+            from engine.crash_recovery import registered_since
+
+            # The engine died after the run's one registration transaction committed
+            # and before the journal heard of it: training again would register twice.
+            versions = registered_since(self.project.catalog, job.interrupted_start)
+            if versions:
+                return {"recovered": True, "versions": versions}
         if job.kind == "ingest":
             result = pipeline.ingest(args["paths"])
         elif job.kind == "train":
