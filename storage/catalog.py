@@ -137,23 +137,24 @@ class Catalog:
         self.close()
 
     def check_complete(self) -> None:
-        """Refuse a catalog file shorter than the blocks its header counts (a truncated
+        """Refuse a catalog file too short for the blocks its header says are used (a truncated
         copy, a full disk): DuckDB opens one and fails later, on whichever query first
         reads a missing block."""
         found = self.conn.execute(
-            "SELECT block_size, total_blocks FROM pragma_database_size()"
+            "SELECT block_size, used_blocks FROM pragma_database_size()"
             " WHERE database_name = current_database()"
         ).fetchone()
         if found is None:
             return
-        block_size, total_blocks = int(found[0]), int(found[1])
-        if total_blocks == 0:  # a new, empty file
+        # Used blocks only: free ones past the end may have been cut off (harmless).
+        block_size, used_blocks = int(found[0]), int(found[1])
+        if used_blocks == 0:  # a new, empty file
             return
-        expected = HEADER_BYTES + block_size * total_blocks
+        expected = HEADER_BYTES + block_size * used_blocks
         size = self.path.stat().st_size
         if size < expected:
             raise CatalogError(
-                f"{self.path} is damaged: the file has {size} bytes, its header describes "
+                f"{self.path} is damaged: the file has {size} bytes, its used blocks need "
                 f"{expected} (truncated?); restore it from a backup (the objects in "
                 f"{self.path.parent / 'objects'} are not affected)"
             )
