@@ -56,7 +56,7 @@ POINTS: dict[str, tuple[str, ...]] = {
     "train": ("prepare", "train", "register", "random"),
     "retrain": ("train", "evaluate", "register", "random"),
     "accept": ("train", "register", "monitor", "random"),
-    "revalidate": ("validate", "ingest", "random", "random"),
+    "revalidate": ("validate", "monitor", "random", "random"),
 }
 """Where each operation is killed: once a new stage run of that lane appears (the
 control API's stage lanes), or after a random 0-1.5 s."""

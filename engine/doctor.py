@@ -76,9 +76,11 @@ def check_project(project: Project, idle: bool = True) -> dict[str, Any]:
                 problems.append(f"{name}: {problem}")
     checked["aliases"] = len(aliases)
 
+    # A revalidated batch hands its content on to the batch its revalidation accepted.
     for row in catalog.rows(
         "SELECT content_hash, string_agg(batch_id::VARCHAR, ', ' ORDER BY batch_id) AS ids"
-        " FROM batches WHERE status != 'duplicate' GROUP BY content_hash HAVING count(*) > 1"
+        " FROM batches WHERE status NOT IN ('duplicate', 'revalidated')"
+        " GROUP BY content_hash HAVING count(*) > 1"
     ):
         problems.append(
             f"content {row['content_hash'][:12]} was ingested more than once: batches {row['ids']}"

@@ -305,3 +305,22 @@ def test_a_stage_run_left_running_by_a_live_process_is_not_touched(
         sleeper.wait()
     with open_project(root) as project:  # once it is gone, the next open marks the run
         assert recover_on_open(project)["interrupted_stage_runs"] == 1
+
+
+def test_doctor_is_clean_after_a_revalidation(
+    trained: tuple[Path, list[Path]], small_reference: Path, tmp_path: Path
+) -> None:
+    """The revalidated batch hands its content on to the new batch: not ingested twice."""
+    from engine.ingest import ingest_file
+    from engine.quarantine import revalidate
+    from tests.test_quarantine import broken_batch, edit_contract
+
+    root, _ = trained
+    with open_project(root) as project:
+        quarantined = ingest_file(project, broken_batch(small_reference, tmp_path))
+    assert quarantined.batch_id is not None
+    edit_contract(root, region=None, credit_score="string")
+    with open_project(root) as project:
+        answer = revalidate(project, quarantined.batch_id, actor="ana", reason="allowed now")
+    assert answer["status"] in ("accepted", "warned")
+    assert _doctor(root) == []
