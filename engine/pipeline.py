@@ -88,10 +88,14 @@ def train(
     actor: str = "mldeck",
     only: list[str] | None = None,
     trainer: Trainer | None = None,
+    promote_challenger: str | None = None,
 ) -> TrainResult:
     """Prepare the dataset, then train, evaluate and register each configured candidate.
 
     Args:
+        promote_challenger: set by a retrain under the `auto` policy: the run's challenger
+            is promoted in the run's registration transaction, with this as the reason's
+            head (a crash never leaves an automatic retrain registered but unpromoted).
         trainer: what fits and exports a candidate: None for `train_candidate` in this
             process; an engine service passes its child process (`engine.training_worker`).
     """
@@ -156,7 +160,14 @@ def train(
         if candidate_run.trained is not None:
             events(StageStarted("register", candidate_run.outcome.name))
     challenger = _register_run(
-        project, trained_runs, dataset, primary, champion, champion_metrics, config_hash, actor
+        project,
+        trained_runs,
+        dataset,
+        primary,
+        (champion, champion_metrics),
+        config_hash,
+        actor,
+        promote_challenger,
     )
     for candidate_run in trained_runs:
         if candidate_run.outcome.version is None or candidate_run.trained is None:
@@ -296,10 +307,10 @@ def _register_run(
     runs: list[TrainedRun],
     dataset: Dataset,
     primary: str,
-    champion: int | None,
-    champion_metrics: dict[str, float | None] | None,
+    champion_before: tuple[int | None, dict[str, float | None] | None],
     config_hash: str,
     actor: str,
+    promote_challenger: str | None,
 ) -> int | None:
     """Register every trained candidate of a run, and move the aliases, in one transaction:
     a run cut short (kill -9, power loss) leaves no version at all. Returns the challenger."""
@@ -343,9 +354,18 @@ def _register_run(
                 )
                 record_provenance(catalog, version, config_hash=config_hash, root=project.root)
                 run.outcome.version = version
+            champion, champion_metrics = champion_before
             challenger = _move_aliases(
                 catalog, [r.outcome for r in done], primary, champion, champion_metrics, actor
             )
+            if challenger is not None and promote_challenger is not None:
+                promote(
+                    catalog,
+                    challenger,
+                    actor=actor,
+                    reason=f"{promote_challenger}: passed its gates and beats v{champion} on "
+                    f"{primary} on the same holdout",
+                )
         for run in done:  # only once the transaction committed
             run.outcome.status = "registered"
         stage.outputs = {"versions": [r.outcome.version for r in done]}
