@@ -78,6 +78,10 @@ class MldeckGroup(click.Group):
         except KeyboardInterrupt:
             output.error("Interrupted", "stopped by the user")
             sys.exit(130)
+        except BrokenPipeError:  # `mldeck ... | head`: the reader left, nothing to report
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(1)
         except click.exceptions.Exit:
             raise
         except click.ClickException:
