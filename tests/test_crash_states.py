@@ -6,6 +6,7 @@ and that doctor is clean after."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -324,3 +325,37 @@ def test_doctor_is_clean_after_a_revalidation(
         answer = revalidate(project, quarantined.batch_id, actor="ana", reason="allowed now")
     assert answer["status"] in ("accepted", "warned")
     assert _doctor(root) == []
+
+
+def _one_line_error(root: Path, *args: str) -> str:
+    from tests.daemon_helpers import cli
+
+    done = cli(*args, cwd=root)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
+def test_a_truncated_or_garbage_catalog_is_one_line_and_exit_1(
+    trained: tuple[Path, list[Path]],
+) -> None:
+    root, _ = trained
+    catalog = root / ".mldeck" / "catalog.duckdb"
+    with open(catalog, "r+b") as handle:
+        handle.truncate(1 << 20)
+    for command in (("status",), ("models",), ("lineage", "1"), ("doctor",)):
+        line = _one_line_error(root, *command)
+        assert f"{catalog} is damaged" in line and "restore it from a backup" in line, line
+    catalog.write_bytes(os.urandom(300_000))
+    assert "not a valid DuckDB database file" in _one_line_error(root, "status")
+
+
+def test_a_config_nested_100000_deep_is_one_line_and_exit_1(
+    trained: tuple[Path, list[Path]],
+) -> None:
+    root, _ = trained
+    with open(root / "mldeck.toml", "a", encoding="utf-8") as config:
+        config.write("\ndeep = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    line = _one_line_error(root, "status")
+    assert "mldeck.toml: arrays or inline tables are nested too deeply" in line, line
