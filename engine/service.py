@@ -14,7 +14,8 @@ one cursor each.
 On start the service recovers what a previous engine left unfinished: stage
 runs left `running` were marked interrupted when the catalog was opened; an
 interrupted ingest whose file is still there is ingested again (by content hash,
-so at most once), an interrupted drift check is run again, and journaled jobs
+so at most once), an interrupted drift check or live-performance update is run
+again, and journaled jobs
 (train, retrain, an accepted proposal's retrain) that did not finish run again.
 """
 
@@ -454,7 +455,8 @@ class EngineService:
             log.exception("cannot serve the champion v%s", champion)
 
     def _recover(self) -> dict[str, Any]:
-        """Redo the ingests and drift checks that an earlier engine left interrupted."""
+        """Redo the ingests, drift checks and live-performance updates that an earlier
+        engine left interrupted."""
         from engine.ingest import ingest_dropped
 
         catalog = self.project.catalog
@@ -484,7 +486,25 @@ class EngineService:
 
             monitor_batch_recorded(self.project, int(row["batch_id"]), self.hub.publish)
             rechecked.append(int(row["batch_id"]))
-        return {"reingested": reingested, "rechecked_batches": rechecked}
+        refreshed = []
+        for row in catalog.rows(
+            "SELECT DISTINCT CAST(json_extract(s.inputs_json, '$.labels_batch_id') AS BIGINT) AS b"
+            " FROM stage_runs s WHERE s.stage = 'performance' AND s.status = 'interrupted'"
+            " AND NOT EXISTS (SELECT 1 FROM stage_runs d WHERE d.stage = 'performance'"
+            "   AND d.status = 'succeeded' AND d.run_id > s.run_id"
+            "   AND json_extract(d.inputs_json, '$.labels_batch_id')"
+            "     = json_extract(s.inputs_json, '$.labels_batch_id'))"
+            " ORDER BY 1"
+        ):
+            from engine.labels import _refresh_performance
+
+            _refresh_performance(self.project, int(row["b"]), self.hub.publish)
+            refreshed.append(int(row["b"]))
+        return {
+            "reingested": reingested,
+            "rechecked_batches": rechecked,
+            "refreshed_labels_batches": refreshed,
+        }
 
     # ------------------------------------------------------------ watcher and scheduler threads
 

@@ -359,3 +359,47 @@ def test_a_config_nested_100000_deep_is_one_line_and_exit_1(
         config.write("\ndeep = " + "[" * 100_000 + "]" * 100_000 + "\n")
     line = _one_line_error(root, "status")
     assert "mldeck.toml: arrays or inline tables are nested too deeply" in line, line
+
+
+def test_an_interrupted_live_performance_update_is_redone_once(
+    trained: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    import polars as pl
+
+    from engine.labels import ingest_labels_file
+
+    root, (drop, _) = trained
+    with open_project(root) as project:
+        ingest_file_result = _ingest(project, drop)
+        assert ingest_file_result in ("accepted", "warned")
+    labels = tmp_path / "labels_week.csv"
+    pl.read_csv(drop).select(id="loan_id", label="default").write_csv(labels)
+    with open_project(root) as project:
+        labels_batch = ingest_labels_file(project, labels).batch_id
+        assert labels_batch is not None
+        # The engine died inside the live-performance update these labels started.
+        project.catalog.execute(
+            "INSERT INTO stage_runs (stage, status, inputs_json, started_at, pid)"
+            " VALUES ('performance', 'running', ?, ?, ?)",
+            [json.dumps({"labels_batch_id": labels_batch}), utcnow(), _dead_pid()],
+        )
+    performance = (
+        "SELECT count(*) FROM stage_runs WHERE stage = 'performance' AND status = 'succeeded'"
+    )
+    with open_project(root) as project:
+        done_before = _count(project, performance)
+    with _service(root):
+        pass
+    with open_project(root) as project:
+        assert _count(project, performance) == done_before + 1
+    with _service(root):
+        pass
+    with open_project(root) as project:
+        assert _count(project, performance) == done_before + 1
+    assert _doctor(root) == []
+
+
+def _ingest(project: Project, path: Path) -> str:
+    from engine.ingest import ingest_file
+
+    return ingest_file(project, path).status
