@@ -52,14 +52,15 @@ MODELS = '\n[models.linear]\nkind = "linear"\n\n[models.linear_b]\nkind = "linea
 CANDIDATES = 2
 POINTS: dict[str, tuple[str, ...]] = {
     "ingest": ("ingest", "validate", "monitor", "random"),
-    "labels": ("ingest", "monitor", "random", "random"),
+    "labels": ("recorded", "recorded", "random", "random"),
     "train": ("prepare", "train", "register", "random"),
     "retrain": ("train", "evaluate", "register", "random"),
     "accept": ("train", "register", "monitor", "random"),
     "revalidate": ("validate", "monitor", "random", "random"),
 }
 """Where each operation is killed: once a new stage run of that lane appears (the
-control API's stage lanes), or after a random 0-1.5 s."""
+control API's stage lanes), once a new batch is recorded (`recorded`: a labels file's
+rows are stored and its live-performance update runs), or after a random 0-1.5 s."""
 
 
 def free_port() -> int:
@@ -191,6 +192,8 @@ class Case:
 
 
 def _latest(engine: Any, lane: str) -> int:
+    if lane == "recorded":
+        return int(sum(engine.status()["batches"].values()))
     for row in engine.stage_lanes()["lanes"]:
         if row["stage"] == lane:
             return int(row["run_id"] or 0)
