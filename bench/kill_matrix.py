@@ -53,13 +53,14 @@ CANDIDATES = 2
 POINTS: dict[str, tuple[str, ...]] = {
     "ingest": ("ingest", "validate", "monitor", "random"),
     "labels": ("recorded", "recorded", "random", "random"),
-    "train": ("prepare", "train", "register", "random"),
-    "retrain": ("train", "evaluate", "register", "random"),
+    "train": ("prepare", "train", "train:2", "register", "random"),
+    "retrain": ("train", "evaluate", "train:2", "register", "random"),
     "accept": ("train", "register", "monitor", "random"),
     "revalidate": ("validate", "monitor", "random", "random"),
 }
 """Where each operation is killed: once a new stage run of that lane appears (the
-control API's stage lanes), once a new batch is recorded (`recorded`: a labels file's
+control API's stage lanes; `train:2`: the second one, the run's second candidate, after
+the first was trained and evaluated), once a new batch is recorded (`recorded`: a labels file's
 rows are stored and its live-performance update runs), or after a random 0-1.5 s."""
 
 
@@ -200,6 +201,23 @@ def _latest(engine: Any, lane: str) -> int:
     return 0
 
 
+def _run_counter(engine: Any, lane: str, before: int) -> Callable[[], int]:
+    """A poll that counts the runs of `lane` started since the one numbered `before`, by
+    the distinct latest run ids it sees (one job's runs of a lane last long enough to be
+    seen: a candidate's training takes a second or more)."""
+    if lane == "recorded":
+        return lambda: _latest(engine, lane) - before
+    seen: set[int] = set()
+
+    def count() -> int:
+        latest = _latest(engine, lane)
+        if latest > before:
+            seen.add(latest)
+        return len(seen)
+
+    return count
+
+
 def _start_op(op: str, engine: Any, root: Path, template: dict[str, Any]) -> None:
     """Start the operation; calls that wait for their job run on a thread (the kill
     cuts them off)."""
@@ -243,7 +261,7 @@ def run_case(case: Case, template: dict[str, Any], work: Path, rng: random.Rando
     daemon = Daemon(root)
     engine = daemon.ready()
     daemon.idle(engine, 120)
-    lane = case.point
+    lane, _, nth = case.point.partition(":")
     before = 0 if lane == "random" else _latest(engine, lane)
     _start_op(case.op, engine, root, template)
     if lane == "random":
@@ -251,7 +269,8 @@ def run_case(case: Case, template: dict[str, Any], work: Path, rng: random.Rando
         case.landed = True
     else:
         try:
-            wait_until(lambda: _latest(engine, lane) > before, 60, lane)
+            count = _run_counter(engine, lane, before)
+            wait_until(lambda: count() >= int(nth or 1), 120, case.point)
             case.landed = True
         except TimeoutError:
             case.landed = False
