@@ -619,7 +619,15 @@ def load_config(path: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    return parse_config(data, path)
+    except RecursionError as exc:  # tomllib recurses once per level of [[[...]]] or {{...}}
+        raise ConfigError(
+            f"{path}: arrays or inline tables are nested too deeply to read; "
+            "mldeck.toml needs at most a few levels"
+        ) from exc
+    try:
+        return parse_config(data, path)
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: a value is nested too deeply to check") from exc
 
 
 def toml_string(value: str) -> str:

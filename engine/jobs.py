@@ -45,6 +45,8 @@ class Job:
     journal_id: int | None = None
     resumed: bool = False
     """Queued again from the journal: a previous engine started it and did not finish."""
+    interrupted_start: Any = None
+    """When that previous engine last started it (None if it never did)."""
     status: str = "queued"
     submitted_at: str = field(default_factory=lambda: utcnow().isoformat(timespec="seconds") + "Z")
     done: threading.Event = field(default_factory=threading.Event)
@@ -92,7 +94,8 @@ class PipelineQueue:
         """Queue the journaled jobs a previous engine left queued or running, in order."""
         with self._cond:
             rows = self._journal.rows(
-                "SELECT job_id, kind, args_json FROM jobs WHERE status IN ('queued', 'running') "
+                "SELECT job_id, kind, args_json, started_at FROM jobs"
+                " WHERE status IN ('queued', 'running') "
                 "ORDER BY job_id"
             )
             jobs = []
@@ -101,6 +104,7 @@ class PipelineQueue:
                 job = Job(next(self._ids), row["kind"], args, _subject(row["kind"], args))
                 job.journal_id = int(row["job_id"])
                 job.resumed = True
+                job.interrupted_start = row["started_at"]
                 self._journal.execute(
                     "UPDATE jobs SET status = 'queued' WHERE job_id = ?", [job.journal_id]
                 )

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import MldeckError, NotFoundError, RegistryError
 from engine.events import EventSink, RetrainProposed, ignore_events
 from engine.project import Project
-from engine.registry import CHALLENGER, CHAMPION, alias_version, promote
+from engine.registry import CHALLENGER, CHAMPION, alias_version
 from engine.status import jsonable
 from storage.audit import append_entry
 from storage.catalog import utcnow
@@ -119,8 +119,15 @@ def run_retrain(
     before = alias_version(catalog, CHAMPION)
     details = {"trigger": trigger, "evidence": jsonable(evidence or {})}
     append_entry(catalog, actor=actor, action="retrain_started", reason=reason, details=details)
+    auto = project.config.retrain.policy == "auto"
     try:
-        result = train(project, events=on_event, actor=actor, trainer=trainer)
+        result = train(
+            project,
+            events=on_event,
+            actor=actor,
+            trainer=trainer,
+            promote_challenger=f"retrain ({reason})" if auto else None,
+        )
     except MldeckError as exc:
         append_entry(
             catalog,
@@ -133,14 +140,7 @@ def run_retrain(
     promoted = None
     # Under `auto` the engine promotes; otherwise the new best is the challenger and a
     # person promotes it (mldeck promote, or `p` in the UI).
-    if result.challenger is not None and project.config.retrain.policy == "auto":
-        promote(
-            catalog,
-            result.challenger,
-            actor=actor,
-            reason=f"retrain ({reason}): passed its gates and beats v{before} on "
-            f"{result.primary_metric} on the same holdout",
-        )
+    if result.challenger is not None and auto:  # promoted with its registration
         promoted = result.challenger
     elif result.champion != before:  # the project's first champion, promoted by train
         promoted = result.champion

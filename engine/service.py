@@ -14,7 +14,8 @@ one cursor each.
 On start the service recovers what a previous engine left unfinished: stage
 runs left `running` were marked interrupted when the catalog was opened; an
 interrupted ingest whose file is still there is ingested again (by content hash,
-so at most once), an interrupted drift check is run again, and journaled jobs
+so at most once), an interrupted drift check or live-performance update is run
+again, and journaled jobs
 (train, retrain, an accepted proposal's retrain) that did not finish run again.
 """
 
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.client import LocalEngine
 from engine.events import Event, EventHub
-from engine.jobs import EngineStopping, Job, PipelineQueue
+from engine.jobs import JOURNALED_KINDS, EngineStopping, Job, PipelineQueue
 from engine.owner import project_token, read_owner
 from engine.project import Project
 from engine.registry import CHAMPION, alias_version, champion_history
@@ -208,8 +209,10 @@ class EngineService:
             return self._reader.proposals()
 
     def doctor(self) -> dict[str, Any]:
+        from engine.doctor import check_project
+
         with self._read_lock:
-            return self._reader.doctor()
+            return check_project(self._reader.project, idle=self.queue.idle())
 
     def _read(self, call: Callable[[LocalEngine], T]) -> T:
         with self._read_lock:
@@ -349,6 +352,14 @@ class EngineService:
         args = job.args
         pipeline = self._pipeline
         result: Any
+        if job.resumed and job.kind in JOURNALED_KINDS:
+            from engine.crash_recovery import registered_since
+
+            # The engine died after the run's one registration transaction committed
+            # and before the journal heard of it: training again would register twice.
+            versions = registered_since(self.project.catalog, job.interrupted_start)
+            if versions:
+                return {"recovered": True, "versions": versions}
         if job.kind == "ingest":
             result = pipeline.ingest(args["paths"])
         elif job.kind == "train":
@@ -449,7 +460,8 @@ class EngineService:
             log.exception("cannot serve the champion v%s", champion)
 
     def _recover(self) -> dict[str, Any]:
-        """Redo the ingests and drift checks that an earlier engine left interrupted."""
+        """Redo the ingests, drift checks and live-performance updates that an earlier
+        engine left interrupted."""
         from engine.ingest import ingest_dropped
 
         catalog = self.project.catalog
@@ -479,7 +491,25 @@ class EngineService:
 
             monitor_batch_recorded(self.project, int(row["batch_id"]), self.hub.publish)
             rechecked.append(int(row["batch_id"]))
-        return {"reingested": reingested, "rechecked_batches": rechecked}
+        refreshed = []
+        for row in catalog.rows(
+            "SELECT DISTINCT CAST(json_extract(s.inputs_json, '$.labels_batch_id') AS BIGINT) AS b"
+            " FROM stage_runs s WHERE s.stage = 'performance' AND s.status = 'interrupted'"
+            " AND NOT EXISTS (SELECT 1 FROM stage_runs d WHERE d.stage = 'performance'"
+            "   AND d.status = 'succeeded' AND d.run_id > s.run_id"
+            "   AND json_extract(d.inputs_json, '$.labels_batch_id')"
+            "     = json_extract(s.inputs_json, '$.labels_batch_id'))"
+            " ORDER BY 1"
+        ):
+            from engine.labels import _refresh_performance
+
+            _refresh_performance(self.project, int(row["b"]), self.hub.publish)
+            refreshed.append(int(row["b"]))
+        return {
+            "reingested": reingested,
+            "rechecked_batches": rechecked,
+            "refreshed_labels_batches": refreshed,
+        }
 
     # ------------------------------------------------------------ watcher and scheduler threads
 

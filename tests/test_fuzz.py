@@ -143,6 +143,7 @@ def test_no_server_error_and_still_serving(
 
 # ------------------------------------------------------------------ known hostile cases
 
+
 def with_age(good_body: bytes, literal: bytes) -> bytes:
     """The good 1-row body with its `age` replaced by the raw JSON `literal`."""
     record = json.loads(good_body)["dataframe_records"][0]

@@ -88,10 +88,10 @@ def connect(start: Path, parts: tuple[str, ...] = ENGINE_PARTS) -> Connection:
     """
     from engine.client import RemoteEngine
     from engine.config import load_config
+    from engine.crash_recovery import recover_on_open
     from engine.owner import project_token, read_owner
     from engine.project import CONFIG_NAME, STATE_DIR, find_root, open_project
     from engine.service import EngineService
-    from engine.stage_runs import mark_interrupted
 
     root = find_root(start)
     name = load_config(root / CONFIG_NAME).name
@@ -100,7 +100,7 @@ def connect(start: Path, parts: tuple[str, ...] = ENGINE_PARTS) -> Connection:
         remote = RemoteEngine(owner.url, project_token(root / STATE_DIR), root)
         return Connection(remote, name, owner.url, lambda: None)
     project = open_project(root)
-    mark_interrupted(project.catalog)
+    recover_on_open(project)
     service = EngineService(project, parts)
     service.start()
     return Connection(service, name, None, service.close)
