@@ -78,6 +78,10 @@ class MldeckGroup(click.Group):
         except KeyboardInterrupt:
             output.error("Interrupted", "stopped by the user")
             sys.exit(130)
+        except BrokenPipeError:  # `mldeck ... | head`: the reader left, nothing to report
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(1)
         except click.exceptions.Exit:
             raise
         except click.ClickException:
@@ -85,12 +89,28 @@ class MldeckGroup(click.Group):
         except Exception as exc:
             if os.environ.get("MLDECK_DEBUG"):
                 raise
+            if _is_unreadable_file(exc):
+                output.error(
+                    "Unreadable file",
+                    f"{exc}; if it names .mldeck/catalog.duckdb, the catalog is damaged: "
+                    "restore it from a backup",
+                )
+                sys.exit(1)
             output.error(
                 "Internal error",
                 f"{type(exc).__name__}: {exc} (this is a bug in mldeck; "
                 "set MLDECK_DEBUG=1 to see the traceback)",
             )
             sys.exit(70)
+
+
+def _is_unreadable_file(exc: Exception) -> bool:
+    """DuckDB's I/O and corruption errors: a damaged file, not a bug in mldeck."""
+    kind = type(exc)
+    return kind.__module__.lstrip("_").startswith("duckdb") and kind.__name__ in {
+        "IOException",
+        "SerializationException",
+    }
 
 
 @click.group(

@@ -42,10 +42,10 @@ def open_here(ctx: click.Context, recover: bool = True, read_only: bool = False)
     """Open the project for this command; refuse clearly when an engine holds it.
 
     Args:
-        recover: mark the stage runs that a dead process left running as interrupted.
+        recover: tidy what a dead process left (`engine.records.crash_recovery.recover_on_open`).
         read_only: open the catalog read-only (`Catalog.open`).
     """
-    from engine.api import STATE_DIR, find_root, mark_interrupted, open_project, read_owner
+    from engine.api import STATE_DIR, find_root, open_project, read_owner, recover_on_open
 
     root = find_root(Path(ctx.obj["project"]))
     owner = read_owner(root / STATE_DIR)
@@ -57,6 +57,6 @@ def open_here(ctx: click.Context, recover: bool = True, read_only: bool = False)
         )
     project = open_project(root, read_only=read_only)
     if recover:
-        mark_interrupted(project.catalog)
+        recover_on_open(project)
     ctx.call_on_close(project.close)
     return project

@@ -49,7 +49,9 @@ def print_sections(title: str, sections: list[Section]) -> None:
         for label, value in section.fields:
             output.stdout.print(f"  {escape(label):<{width}}  {escape(_text(value))}")
         if section.columns and section.rows:
-            output.stdout.print(output.table(None, section.columns, section.rows))
+            # Cells carry data (a logged row's column names and values), never markup.
+            cells = [[escape(str(cell)) for cell in row] for row in section.rows]
+            output.stdout.print(output.table(None, section.columns, cells))
         elif section.columns and section.empty:
             output.stdout.print(f"  {escape(section.empty)}")
 

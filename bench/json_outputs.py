@@ -40,7 +40,9 @@ C = 0.05
 """
 
 ISO = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?")
-VOLATILE_KEYS = re.compile(r"(duration|_s$|_ms$|^pid$|elapsed|seconds|^head_hash$|^entry_hash$|^prev_hash$)")
+VOLATILE_KEYS = re.compile(
+    r"(duration|_s$|_ms$|^pid$|elapsed|seconds|^head_hash$|^entry_hash$|^prev_hash$)"
+)
 
 
 def scrub(value: Any, root: str, key: str = "") -> Any:

@@ -1,28 +1,36 @@
-"""Serving throughput and latency: `mldeck`'s endpoint under wrk vs in-process onnxruntime.
+"""Serving throughput and latency: `mldeck serve` under wrk vs in-process onnxruntime.
 
-Builds a temp project from sample_data (target `default`, id `loan_id`; a linear
-and a gradient_boosting candidate, the better one is champion), then for each
-HTTP server (granian, uvicorn) starts the real app in a child process on
-127.0.0.1 with the prediction log on, and drives it with wrk over loopback:
+Builds a temp project from sample_data (target `default`, id `loan_id`; the
+champion a gradient_boosting model trained on the 20,000 reference rows), then
+for each server starts it on 127.0.0.1 with the prediction log on and drives it
+with wrk over keep-alive connections on loopback:
+
+- `mldeck` (the default): the real `mldeck serve` command, what a user runs
+  (granian, the engine service, the control API and the prediction log);
+- `granian-child`, `uvicorn`: the serving app alone in a child process of this
+  script on that server (how this bench ran before; `--disable` needs it).
+
+wrk runs with `--wrk-threads` threads (2, as a user's `wrk -t2 -c32` would);
 1-row and 100-row requests (real rows of sample_data/stream/week_01.csv), at 1
 and 32 connections, over /invocations (dataframe_split JSON) and
 /v2/models/{name}/infer (JSON). In the same run it times onnxruntime in
 process on the same rows (session.run with a prebuilt feed) as the ceiling.
 After each server stops it checks that the catalog's predictions table holds
-one row per row the server scored. For each wrk run it also reports the CPU time
+one row per row the server scored (the predictions already there are counted
+first, so a reused project's log does not count). For each wrk run it also reports the CPU time
 per request of the server process and of wrk, and the requests/s this machine's
 cores would allow at that cost with every core busy: the ceiling of one
 serving process sharing the machine with its load generator. Always exits 0.
 
-    .venv/bin/python bench/serve.py                    # ~2.5 minutes
-    .venv/bin/python bench/serve.py --duration 8 --servers granian
-    .venv/bin/python bench/serve.py --servers granian --only invocations:1:32 --project /tmp/p
+    .venv/bin/python bench/serve.py                    # ~1 minute
+    .venv/bin/python bench/serve.py --duration 8 --servers mldeck,granian-child,uvicorn
+    .venv/bin/python bench/serve.py --only invocations:1:32 --project /tmp/p
 
 Diagnosis only (never the product's defaults): `--only` runs just the named
 cells (endpoint:rows:connections, comma-separated); `--project DIR` builds the
 project there once and reuses it on later runs; `--disable log,flush,metrics,batching,gc`
 switches those parts off in the served app by patching the child process, to
-price what each one costs. Figures taken with `--disable` do not count toward
+price what each one costs (child servers only). Figures taken with `--disable` do not count toward
 the targets (the targets are with logging on).
 """
 
@@ -48,9 +56,6 @@ sys.path.insert(0, str(REPO))
 
 SAMPLE = REPO / "sample_data"
 MODELS = """
-[models.linear]
-kind = "linear"
-
 [models.boost]
 kind = "gradient_boosting"
 n_estimators = 60
@@ -219,7 +224,9 @@ def parse_ms(text: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
-def run_wrk(url: str, body_file: Path, connections: int, duration: int) -> dict[str, float]:
+def run_wrk(
+    url: str, body_file: Path, connections: int, duration: int, threads: int
+) -> dict[str, float]:
     script = body_file.with_suffix(".lua")
     script.write_text(
         'wrk.method = "POST"\n'
@@ -227,7 +234,8 @@ def run_wrk(url: str, body_file: Path, connections: int, duration: int) -> dict[
         'wrk.headers["Content-Type"] = "application/json"\n'
     )
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration}s"]
+        + ["--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=False,
@@ -261,6 +269,29 @@ def waited_children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def scraped_metric(port: int, name: str) -> float:
+    """The sum of a /metrics series over its labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
+    )
+
+
+def start_server(root: Path, server: str, port: int, disable: list[str]) -> subprocess.Popen[bytes]:
+    """`mldeck serve` itself, or the serving app alone in a child of this script."""
+    if server == "mldeck":
+        env = {**os.environ, "PYTHONPATH": str(REPO), "MLDECK_NO_UPDATE_CHECK": "1"}
+        command = [sys.executable, "-m", "app", "serve", "--port", str(port)]
+        return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL)
+    kind = "granian" if server == "granian-child" else server
+    return subprocess.Popen(
+        [sys.executable, __file__, "--child", str(root), "--port", str(port), "--server", kind]
+        + ["--stats", str(root.parent / f"{server}.stats.json")]
+        + (["--disable", ",".join(disable)] if disable else [])
+    )
+
+
 def logged_rows(root: Path) -> int:
     from engine.core.project import open_project
 
@@ -276,15 +307,13 @@ def bench_server(
     duration: int,
     only: set[tuple[str, int, int]] | None = None,
     disable: list[str] | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    wrk_threads: int = 2,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     before = logged_rows(root)
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", str(root), "--port", str(port), "--server", server]
-        + ["--stats", str(root.parent / f"{server}.stats.json")]
-        + (["--disable", ",".join(disable)] if disable else [])
-    )
+    proc = start_server(root, server, port, disable or [])
     results: list[dict[str, Any]] = []
+    served: dict[str, float] = {}
     try:
         if not wait_ready(port):
             print(f"{server}: did not start")
@@ -295,9 +324,11 @@ def bench_server(
                 if only is not None and (endpoint, rows, connections) not in only:
                     continue
                 url = f"http://127.0.0.1:{port}{paths[endpoint]}"
-                run_wrk(url, body_file, connections, 1)  # warm-up
+                run_wrk(url, body_file, connections, 1, wrk_threads)  # warm-up
                 server_cpu, wrk_cpu = process_cpu_s(proc.pid), waited_children_cpu_s()
-                r: dict[str, Any] = dict(run_wrk(url, body_file, connections, duration))
+                r: dict[str, Any] = dict(
+                    run_wrk(url, body_file, connections, duration, wrk_threads)
+                )
                 done = max(r.get("requests", 0.0), 1.0)
                 r["server_cpu_us"] = (process_cpu_s(proc.pid) - server_cpu) / done * 1e6
                 r["wrk_cpu_us"] = (waited_children_cpu_s() - wrk_cpu) / done * 1e6
@@ -312,10 +343,16 @@ def bench_server(
                     f"wrk {r['wrk_cpu_us']:.0f} us",
                     flush=True,
                 )
+        if server == "mldeck":  # its own counts; a child writes them to its stats file
+            served["scored"] = scraped_metric(port, "mldeck_rows_scored_total")
+            served["dropped"] = scraped_metric(port, "mldeck_prediction_log_dropped_rows_total")
     finally:
         proc.send_signal(signal.SIGINT)  # uvicorn re-raises SIGTERM after its shutdown
         proc.wait(timeout=120)
-    stats = json.loads((root.parent / f"{server}.stats.json").read_text())
+    if server == "mldeck":
+        stats: dict[str, Any] = {**served, "failed_flushes": "-"}
+    else:
+        stats = json.loads((root.parent / f"{server}.stats.json").read_text())
     logged = logged_rows(root) - before
     return results, {**stats, "logged": logged}
 
@@ -323,7 +360,12 @@ def bench_server(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
-    parser.add_argument("--servers", default="granian,uvicorn")
+    parser.add_argument(
+        "--servers",
+        default="mldeck",
+        help="comma-separated: mldeck (the `mldeck serve` command), granian-child, uvicorn",
+    )
+    parser.add_argument("--wrk-threads", type=int, default=2, help="wrk's -t")
     parser.add_argument(
         "--only", help="run only these cells: endpoint:rows:conns[,...], e.g. invocations:1:32"
     )
@@ -351,6 +393,12 @@ def main() -> None:
     if args.child:
         child(args.child, args.port, args.server, args.stats, disable)
         return
+    # "granian": the name the app-in-a-child server had before (bench/gpu_serve.py's docs)
+    servers = ["granian-child" if s == "granian" else s for s in args.servers.split(",")]
+    if set(servers) - {"mldeck", "granian-child", "uvicorn"}:
+        parser.error(f"--servers: choose from mldeck, granian-child, uvicorn, not {servers}")
+    if disable and "mldeck" in servers:
+        parser.error("--disable patches a child server: use --servers granian-child or uvicorn")
     if shutil.which("wrk") is None:
         print("wrk is not installed: `sudo apt-get install -y wrk` (or build it from")
         print("https://github.com/wg/wrk), then run this again.")
@@ -390,9 +438,14 @@ def main() -> None:
                 f"{c['rows_s']:>10.0f} rows/s on {c['provider']}"
             )
         all_results: list[dict[str, Any]] = []
-        logs: dict[str, dict[str, float]] = {}
-        for server in args.servers.split(","):
-            results, log = bench_server(root, server, bodies, name, args.duration, only, disable)
+        logs: dict[str, dict[str, Any]] = {}
+        print(
+            f"wrk -t{args.wrk_threads}, keep-alive; prediction log rows before: {logged_rows(root):,}"
+        )
+        for server in servers:
+            results, log = bench_server(
+                root, server, bodies, name, args.duration, only, disable, args.wrk_threads
+            )
             all_results += results
             logs[server] = log
             ceiling_again = {rows: in_process(root, rows, 1.0) for rows in (1, 100)}
@@ -406,7 +459,7 @@ def main() -> None:
 def report(
     results: list[dict[str, Any]],
     ceiling: dict[int, dict[str, Any]],
-    logs: dict[str, dict[str, float]],
+    logs: dict[str, dict[str, Any]],
 ) -> None:
     print()
     print(

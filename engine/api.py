@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         StageStarted,
     )
     from engine.core.formatting import fmt_num
-    from engine.core.owner import claim, project_token, read_owner, release
+    from engine.core.owner import check_token_file, claim, project_token, read_owner, release
     from engine.core.project import (
         CONFIG_NAME,
         STATE_DIR,
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     )
     from engine.monitoring.alerts import OPEN
     from engine.pipeline.reproduce import TOLERANCE
+    from engine.records.crash_recovery import recover_on_open
     from engine.records.registry import CHALLENGER, alias_version
     from engine.records.stage_runs import mark_interrupted
     from engine.service.client import LocalEngine, RemoteEngine, remote_engine
@@ -47,9 +48,11 @@ if TYPE_CHECKING:
     )
     from engine.service.engine_service import EngineService
     from engine.service.operations import EngineClient
+    from engine.serving.access import Access, is_loopback_address
     from engine.serving.server import serve_app
 
 _WHERE: dict[str, str] = {
+    "Access": "engine.serving.access",
     "CHALLENGER": "engine.records.registry",
     "CONFIG_NAME": "engine.core.project",
     "EngineClient": "engine.service.operations",
@@ -70,18 +73,21 @@ _WHERE: dict[str, str] = {
     "TOLERANCE": "engine.pipeline.reproduce",
     "Week": "engine.service.demo",
     "alias_version": "engine.records.registry",
+    "check_token_file": "engine.core.owner",
     "claim": "engine.core.owner",
     "create_demo_project": "engine.service.demo",
     "drop_reference": "engine.service.demo",
     "find_root": "engine.core.project",
     "fmt_num": "engine.core.formatting",
     "init_project": "engine.core.project",
+    "is_loopback_address": "engine.serving.access",
     "load_config": "engine.core.config",
     "mark_interrupted": "engine.records.stage_runs",
     "open_project": "engine.core.project",
     "play_weeks": "engine.service.demo",
     "project_token": "engine.core.owner",
     "read_owner": "engine.core.owner",
+    "recover_on_open": "engine.records.crash_recovery",
     "release": "engine.core.owner",
     "remote_engine": "engine.service.client",
     "serve_app": "engine.serving.server",
@@ -90,6 +96,7 @@ _WHERE: dict[str, str] = {
 """Each name app/ may use, and the module that defines it."""
 
 __all__ = [
+    "Access",
     "CHALLENGER",
     "CONFIG_NAME",
     "EngineClient",
@@ -110,18 +117,21 @@ __all__ = [
     "TOLERANCE",
     "Week",
     "alias_version",
+    "check_token_file",
     "claim",
     "create_demo_project",
     "drop_reference",
     "find_root",
     "fmt_num",
     "init_project",
+    "is_loopback_address",
     "load_config",
     "mark_interrupted",
     "open_project",
     "play_weeks",
     "project_token",
     "read_owner",
+    "recover_on_open",
     "release",
     "remote_engine",
     "serve_app",

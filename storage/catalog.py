@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import duckdb
 
 SCHEMA_VERSION = MIGRATIONS[-1].number
+HEADER_BYTES = 3 * 4096
+"""DuckDB's file header: one main header and two database headers before the blocks."""
 
 
 def utcnow() -> datetime:
@@ -107,9 +109,13 @@ class Catalog:
         """
         if read_only and not path.exists():
             return cls.open(path)
+        wal = path.with_name(path.name + ".wal")
+        replays_wal = wal.exists()
         conn = _connect(path, read_only)
         catalog = cls(conn, path)
         try:
+            if not replays_wal:  # blocks a WAL replay adds may not be on disk yet
+                catalog.check_complete()
             outdated = read_only and catalog.check_version() < SCHEMA_VERSION
             if not read_only:
                 catalog.migrate()
@@ -129,6 +135,29 @@ class Catalog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def check_complete(self) -> None:
+        """Refuse a catalog file too short for the blocks its header says are used (a truncated
+        copy, a full disk): DuckDB opens one and fails later, on whichever query first
+        reads a missing block."""
+        found = self.conn.execute(
+            "SELECT block_size, used_blocks FROM pragma_database_size()"
+            " WHERE database_name = current_database()"
+        ).fetchone()
+        if found is None:
+            return
+        # Used blocks only: free ones past the end may have been cut off (harmless).
+        block_size, used_blocks = int(found[0]), int(found[1])
+        if used_blocks == 0:  # a new, empty file
+            return
+        expected = HEADER_BYTES + block_size * used_blocks
+        size = self.path.stat().st_size
+        if size < expected:
+            raise CatalogError(
+                f"{self.path} is damaged: the file has {size} bytes, its used blocks need "
+                f"{expected} (truncated?); restore it from a backup (the objects in "
+                f"{self.path.parent / 'objects'} are not affected)"
+            )
 
     def schema_version(self) -> int:
         exists = self.scalar(

@@ -322,4 +322,14 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE batches ADD COLUMN revalidated_from BIGINT;
         """,
     ),
+    Migration(
+        8,
+        "serving errors counted per window",
+        """
+        -- A serving_errors row now counts the failed requests of one
+        -- (endpoint, version, status) in a window instead of being one request;
+        -- rows written before this migration count one each.
+        ALTER TABLE serving_errors ADD COLUMN requests BIGINT DEFAULT 1;
+        """,
+    ),
 ]

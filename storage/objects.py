@@ -133,6 +133,20 @@ class ObjectStore:
             )
         return data
 
+    def staging_leftovers(self) -> list[Path]:
+        """Files in `tmp/`: a write that never finished, when no writer is running."""
+        if not self.tmp_dir.is_dir():
+            return []
+        return sorted(p for p in self.tmp_dir.iterdir() if p.is_file() or p.is_symlink())
+
+    def clear_staging(self) -> int:
+        """Remove what unfinished writes left in `tmp/` (only while nobody writes);
+        returns how many files. Staged bytes are never an object yet: nothing is lost."""
+        leftovers = self.staging_leftovers()
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return len(leftovers)
+
     def iter_digests(self) -> Iterator[str]:
         for sub in sorted(self.root.glob("??")):
             for item in sorted(sub.iterdir()):

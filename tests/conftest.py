@@ -1,50 +1,52 @@
-"""Shared fixtures: throwaway projects in tmp dirs, built from sample_data/."""
+"""Shared fixtures: throwaway projects in tmp dirs, built from sample_data/.
+
+Plain helpers live in tests/helpers.py; the names below stay importable from here too.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import http.client
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
+import shutil
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from app.cli import cli
 from engine.core.project import Project, init_project, open_project
+from tests.helpers import (
+    FAST_MODELS,
+    LINEAR,
+    REFERENCE,
+    REPO,
+    SAMPLE,
+    TWO_LINEAR,
+    append_models,
+    build_trained,
+    free_port,
+    run_cli,
+    serve_in_thread,
+    start_server,
+    stop_server,
+    until,
+    wait_until,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "sample_data"
-REFERENCE = SAMPLE / "reference" / "loans_reference.csv"
-
-# Small, fast candidates: the tests check behaviour, not model quality.
-FAST_MODELS = """
-[models.linear]
-kind = "linear"
-
-[models.forest]
-kind = "random_forest"
-n_estimators = 15
-max_depth = 6
-
-[models.boost]
-kind = "gradient_boosting"
-n_estimators = 15
-
-[models.mlp]
-kind = "mlp"
-hidden = [16]
-epochs = 3
-"""
+__all__ = [
+    "FAST_MODELS",
+    "LINEAR",
+    "REFERENCE",
+    "REPO",
+    "SAMPLE",
+    "TWO_LINEAR",
+    "append_models",
+    "build_trained",
+    "free_port",
+    "run_cli",
+    "serve_in_thread",
+    "start_server",
+    "stop_server",
+    "until",
+    "wait_until",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -63,11 +65,6 @@ def small_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 break
             dst.write(line)
     return path
-
-
-def append_models(root: Path, models: str = FAST_MODELS) -> None:
-    config = root / "mldeck.toml"
-    config.write_text(config.read_text() + models)
 
 
 @pytest.fixture
@@ -90,7 +87,7 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def open_proj() -> Callable[[Path], Project]:
+def open_proj() -> Iterator[Callable[[Path], Project]]:
     opened: list[Project] = []
 
     def opener(root: Path) -> Project:
@@ -98,114 +95,59 @@ def open_proj() -> Callable[[Path], Project]:
         opened.append(project)
         return project
 
-    yield opener  # type: ignore[misc]
+    yield opener
     for project in opened:
         project.close()
 
 
-def run_cli(args: list[str], cwd: Path | None = None) -> Result:
-    """Invoke the CLI in-process (stdout and stderr kept apart)."""
-    runner = CliRunner()
-    old = os.getcwd()
-    if cwd is not None:
-        os.chdir(cwd)
-    try:
-        return runner.invoke(cli, args, catch_exceptions=False)
-    finally:
-        os.chdir(old)
+class TrainedTemplates:
+    """Trained projects built once per (models, data) in a session (once per xdist worker),
+    kept read-only as templates."""
+
+    def __init__(self, folder: Path, default_data: Path) -> None:
+        self._folder = folder
+        self._default_data = default_data
+        self._built: dict[tuple[str, Path], tuple[Path, list[int]]] = {}
+
+    def get(self, models: str, data: Path | None = None) -> tuple[Path, list[int]]:
+        """The template's root and its registered versions."""
+        key = (models, data or self._default_data)
+        if key not in self._built:
+            root = self._folder / f"t{len(self._built)}" / "loans"
+            versions = build_trained(root, key[1], models)
+            self._built[key] = (root, versions)
+        return self._built[key]
 
 
-# Two linear candidates that really differ (v1, v2): serving, swap and shadow tests.
-TWO_LINEAR = """
-[models.linear]
-kind = "linear"
-
-[models.linear2]
-kind = "linear"
-C = 0.05
-"""
+@pytest.fixture(scope="session")
+def trained_templates(
+    tmp_path_factory: pytest.TempPathFactory, small_reference: Path
+) -> TrainedTemplates:
+    return TrainedTemplates(tmp_path_factory.mktemp("trained"), small_reference)
 
 
-def build_trained(root: Path, data: Path, models: str) -> list[int]:
-    """init + ingest `data` + train `models` in a new project at `root`; the registered versions."""
-    from engine.data.ingest import ingest_file
-    from engine.pipeline.training_run import train
+@pytest.fixture
+def trained_project(trained_templates: TrainedTemplates, tmp_path: Path) -> Callable[..., Path]:
+    """A fresh copy of a trained project: `trained_project(models, data=None, name="loans")`
+    initialises a project, ingests `data` (default: the first 3,000 reference rows), trains
+    `models` (TOML text, default TWO_LINEAR -> v1 champion, v2), and returns the copy's root.
+    The training runs once per session for each (models, data); each test gets its own copy."""
 
-    init_project(root, target="default", id_column="loan_id")
-    append_models(root, models)
-    with open_project(root) as project:
-        ingest_file(project, data)
-        result = train(project)
-    return [o.version for o in result.outcomes if o.version is not None]
+    def make(models: str = TWO_LINEAR, data: Path | None = None, name: str = "loans") -> Path:
+        template, _ = trained_templates.get(models, data)
+        copy = tmp_path / name
+        shutil.copytree(template, copy)
+        return copy
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return make
 
 
-@contextmanager
-def serve_in_thread(app: Any) -> Iterator[int]:
-    """Run an ASGI app behind uvicorn on 127.0.0.1 in a thread; yields its port."""
-    import uvicorn
+@pytest.fixture(scope="session")
+def ui_template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
+    """The UI tests' project (tests/ui_fixture.py), built once per session: copy, never open."""
+    from tests.ui_fixture import build_ui_project
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-    assert not thread.is_alive()
-
-
-def start_server(root: Path) -> tuple[subprocess.Popen[str], int]:
-    """Start `mldeck serve` (a real process) on the project at `root`; once it answers."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/v2/health/ready")
-            if conn.getresponse().status == 200:
-                return server, port
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            out, err = server.communicate(timeout=5)
-            pytest.fail(f"server did not start: {out} {err}")
-        time.sleep(0.2)
-
-
-def stop_server(server: subprocess.Popen[str]) -> None:
-    if server.poll() is None:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=20)
-
-
-async def until(pilot: Any, condition: Callable[[], bool], timeout_s: float = 30) -> None:
-    """Let a Textual app (its `Pilot`) run until `condition` holds; a bounded wait, not a
-    timing check."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        assert loop.time() < deadline, "the UI did not get there"
-        await pilot.pause(0.1)
+    root = tmp_path_factory.mktemp("ui") / "loans"
+    built = build_ui_project(root, small_reference)
+    assert built == {"versions": [1, 2], "statuses": ["warned", "warned", "quarantined"]}
+    return root

@@ -6,27 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine.core.owner import project_token, read_owner
 from engine.service.client import RemoteEngine
-from tests.conftest import REPO, free_port
+from tests.helpers import REPO, free_port, wait_until
 
-
-def wait_until(
-    check: Callable[[], Any], timeout: float = 60.0, what: str = "", interval: float = 0.1
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        time.sleep(interval)
+__all__ = ["Daemon", "cli", "wait_until"]
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -77,6 +77,7 @@ def best_version(versions: list[dict[str, Any]], metric: str, lower: bool = Fals
 # ----------------------------------------------------------------- the session
 
 
+@pytest.mark.slow
 def test_session_init_ingest_train_models_promote_rollback_status(
     tmp_path: Path, small_reference: Path
 ) -> None:
@@ -309,6 +310,7 @@ def write_diabetes_csv(path: Path) -> int:
     return len(data.target)
 
 
+@pytest.mark.slow
 def test_regression_dataset_works_with_no_code_change(tmp_path: Path) -> None:
     import onnxruntime as ort
     from sklearn.metrics import mean_squared_error

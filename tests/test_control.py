@@ -6,14 +6,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +21,10 @@ import pytest
 from engine.core.errors import ProjectError
 from engine.core.owner import OWNER_FILE, claim, project_token, read_owner, release
 from engine.core.project import open_project
+from engine.service.client import RemoteEngine
 from storage.audit import verify_chain
-from tests.conftest import (
-    TWO_LINEAR,
-    build_trained,
-    free_port,
-    start_server,
-    stop_server,
-)
-from tests.daemon_helpers import cli, wait_until
+from tests.daemon_helpers import cli
+from tests.helpers import TWO_LINEAR, free_port, start_server, stop_server, wait_until
 
 # ------------------------------------------------------------------ owner file
 
@@ -74,17 +67,9 @@ def released(root: Path, timeout: float) -> None:
     wait_until(lambda: read_owner(root / ".mldeck") is None, timeout, "the project released")
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
-    root = tmp_path_factory.mktemp("control") / "loans"
-    assert build_trained(root, small_reference, TWO_LINEAR) == [1, 2]
-    return root
-
-
 @pytest.fixture
-def served(template: Path, tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    root = tmp_path / "loans"
-    shutil.copytree(template, root)
+def served(trained_project: Callable[..., Path]) -> Iterator[tuple[Path, int]]:
+    root = trained_project(TWO_LINEAR)
     server, port = start_server(root)
     yield root, port
     stop_server(server)
@@ -93,11 +78,20 @@ def served(template: Path, tmp_path: Path) -> Iterator[tuple[Path, int]]:
 def invocation(
     port: int, body: bytes, conn: http.client.HTTPConnection | None = None
 ) -> tuple[int, str]:
+    status, version, _ = identified_invocation(port, body, conn)
+    return status, version
+
+
+def identified_invocation(
+    port: int, body: bytes, conn: http.client.HTTPConnection | None = None
+) -> tuple[int, str, str]:
+    """(status, x-model-version, x-request-id) of one /invocations request."""
     conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("POST", "/invocations", body=body, headers={"Content-Type": "application/json"})
     response = conn.getresponse()
     response.read()
-    return response.status, response.getheader("x-model-version") or ""
+    version = response.getheader("x-model-version") or ""
+    return response.status, version, response.getheader("x-request-id") or ""
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +152,7 @@ def test_control_routes_need_the_token(served: tuple[Path, int]) -> None:
 
 def test_hot_swap_under_load_fails_no_request(served: tuple[Path, int], body: bytes) -> None:
     root, port = served
-    results: list[tuple[int, str]] = []
+    results: list[tuple[int, str, str]] = []
     promoted_at: list[int] = []
     stop = threading.Event()
 
@@ -166,29 +160,46 @@ def test_hot_swap_under_load_fails_no_request(served: tuple[Path, int], body: by
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         while not stop.is_set():
             try:
-                results.append(invocation(port, body, conn))
+                results.append(identified_invocation(port, body, conn))
             except OSError as exc:  # a failed request: recorded, then the test fails
-                results.append((0, repr(exc)))
+                results.append((0, repr(exc), ""))
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
     threads = [threading.Thread(target=client) for _ in range(8)]
     for thread in threads:
         thread.start()
-    time.sleep(1.0)
+    wait_until(lambda: len(results) >= 30, 60, "answers from v1 under load")
     promoted = cli("promote", "2", "--reason", "swap under load", cwd=root)
     promoted_at.append(len(results))
-    time.sleep(1.0)
+    wait_until(
+        lambda: len(results) >= promoted_at[0] + len(threads) + 30, 60, "answers after the swap"
+    )
     stop.set()
     for thread in threads:
         thread.join()
 
     assert promoted.returncode == 0, promoted.stderr
     assert len(results) > 50
-    assert all(status == 200 for status, _ in results), [r for r in results if r[0] != 200][:3]
-    versions = [version for _, version in results]
+    assert all(status == 200 for status, _, _ in results), [r for r in results if r[0] != 200][:3]
+    versions = [version for _, version, _ in results]
     assert set(versions) == {"1", "2"}
     # Once the promote command returned, every later answer came from v2 (8 in flight may lag).
     assert set(versions[promoted_at[0] + len(threads) :]) == {"2"}
+
+    # Each logged row carries the version that answered its request (read after a clean stop).
+    owner = read_owner(root / ".mldeck")
+    assert owner is not None
+    os.kill(owner.pid, signal.SIGINT)
+    released(root, timeout=20)
+    with open_project(root) as project:
+        logged = project.catalog.rows(
+            "SELECT request_id, model_version, count(*) AS n FROM predictions WHERE NOT shadow"
+            " GROUP BY ALL"
+        )
+    answered = {request_id: int(version) for _, version, request_id in results}
+    assert len(logged) == len(answered)  # one version per request, every request logged
+    assert {r["request_id"]: r["model_version"] for r in logged} == answered
+    assert {r["n"] for r in logged} == {3}
 
 
 def test_audit_after_remote_promotions(served: tuple[Path, int]) -> None:
@@ -221,9 +232,15 @@ def test_prediction_log_survives_kill_9(served: tuple[Path, int], body: bytes) -
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     for _ in range(40):
         assert invocation(port, body, conn)[0] == 200
-    time.sleep(FLUSH_INTERVAL_S * 3 + 0.5)
     owner = read_owner(root / ".mldeck")
     assert owner is not None
+    # the kill comes once the server's own catalog holds every row: committed, not just queued
+    engine = RemoteEngine(owner.url, project_token(root / ".mldeck"))
+    wait_until(
+        lambda: engine.serving_stats()["total_rows"] == 40 * 3,
+        FLUSH_INTERVAL_S * 20,
+        "the prediction log to commit the 40 requests",
+    )
     os.kill(owner.pid, signal.SIGKILL)
     os.waitpid(owner.pid, 0)  # reap it: a zombie's pid still reads as alive
     released(root, timeout=10)

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,11 @@ import pytest
 from engine.core.events import JobFinished
 from engine.core.owner import OWNER_FILE, read_owner
 from engine.core.project import open_project
-from tests.conftest import TWO_LINEAR, build_trained, run_cli
+from tests.conftest import TrainedTemplates
 from tests.daemon_helpers import Daemon, cli, wait_until
+from tests.helpers import LINEAR, TWO_LINEAR, run_cli, slices
 
-LINEAR = '\n[models.linear]\nkind = "linear"\n'
-
-
-def slices(source: Path, folder: Path, sizes: list[int]) -> list[Path]:
-    """Consecutive row ranges of `source` as CSV files (header each) in `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = source.read_text().splitlines(keepends=True)
-    header, rows = lines[0], lines[1:]
-    out, start = [], 0
-    for i, size in enumerate(sizes):
-        path = folder / f"part_{i:02d}.csv"
-        path.write_text(header + "".join(rows[start : start + size]))
-        out.append(path)
-        start += size
-    return out
+__all__ = ["LINEAR", "slices"]  # imported from here by test_retrain and test_crash
 
 
 def batches(engine: Any) -> list[dict[str, Any]]:
@@ -48,7 +34,7 @@ def project(make_project: Any) -> Path:
 def test_dropped_files_are_each_ingested_once(
     project: Path, small_reference: Path, tmp_path: Path
 ) -> None:
-    parts = slices(small_reference, tmp_path / "parts", [300, 300, 300, 300])
+    parts = slices(small_reference, tmp_path / "parts", [300, 300, 300, 300, 50, 50])
     incoming = project / "data" / "incoming"
     shutil.copy(parts[0], incoming / "present_at_start.csv")
     daemon = Daemon(project)
@@ -68,7 +54,7 @@ def test_dropped_files_are_each_ingested_once(
             for start in range(0, len(data), len(data) // 4 + 1):
                 handle.write(data[start : start + len(data) // 4 + 1])
                 handle.flush()
-                time.sleep(0.2)
+                os.fsync(handle.fileno())
         # written under a temporary name, then renamed into place
         shutil.copy(parts[2], incoming / "renamed.csv.part")
         os.replace(incoming / "renamed.csv.part", incoming / "renamed.csv")
@@ -78,10 +64,18 @@ def test_dropped_files_are_each_ingested_once(
         shutil.copy(parts[3], incoming / ".hidden.csv")
         shutil.copy(parts[3], incoming / "later.tmp")
         wait_until(lambda: len(batches(engine)) == 5, what="five batches")
-        time.sleep(1.0)  # nothing more may come
+        # nothing more may come: a sentinel file dropped last is ingested after every earlier
+        # report (one watch reports in order, and ingest jobs run in order), so once it is
+        # in, any second batch of an earlier file or an ignored name would be too
+        shutil.copy(parts[4], incoming / "zz_sentinel.csv")
+        wait_until(
+            lambda: any(b["source_name"] == "zz_sentinel.csv" for b in batches(engine)),
+            what="the sentinel",
+        )
         daemon.idle(engine)
         found = {b["source_name"]: b for b in batches(engine)}
-        assert len(found) == 5
+        assert len(batches(engine)) == 6
+        assert found.pop("zz_sentinel.csv")["status"] in {"accepted", "warned"}
         ingested = {"accepted", "warned"}  # warned: soft issues (e.g. a value out of range)
         status = {name: b["status"] for name, b in found.items()}
         assert status.pop("same_bytes.csv") == "duplicate"
@@ -111,15 +105,22 @@ def test_dropped_files_are_each_ingested_once(
     daemon = Daemon(project)
     try:
         engine = daemon.ready()
+        # the start-up scan's reports are queued before a file dropped now: once it is in,
+        # they have all been decided on
+        shutil.copy(parts[5], incoming / "zz_sentinel_2.csv")
+        wait_until(
+            lambda: any(b["source_name"] == "zz_sentinel_2.csv" for b in batches(engine)),
+            what="the second sentinel",
+        )
         daemon.idle(engine)
-        time.sleep(0.5)
-        assert len(batches(engine)) == 5
+        assert len(batches(engine)) == 7
         assert daemon.stop() == 0
     finally:
         if daemon.process.poll() is None:
             daemon.kill()
 
 
+@pytest.mark.slow
 def test_a_burst_of_files_is_ingested_in_order(make_project: Any) -> None:
     # Three columns, two rows a file: the test is about the queue, not validation.
     count = 1000
@@ -179,10 +180,11 @@ def test_one_owner_per_project(project: Path) -> None:
 # ------------------------------------------------------------------ the CLI through the daemon
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
-    root = tmp_path_factory.mktemp("daemon") / "loans"
-    assert build_trained(root, small_reference, TWO_LINEAR) == [1, 2]
+@pytest.fixture
+def trained(trained_templates: TrainedTemplates) -> Path:
+    """The session's trained TWO_LINEAR project: a template to copy, never to open."""
+    root, versions = trained_templates.get(TWO_LINEAR)
+    assert versions == [1, 2]
     return root
 
 
@@ -234,6 +236,7 @@ def _answers(root: Path, batch: Path) -> list[Any]:
     return out
 
 
+@pytest.mark.slow  # every read command twice, in process and through a daemon: ~45 s here
 def test_cli_answers_the_same_through_the_daemon(
     trained: Path, small_reference: Path, tmp_path: Path
 ) -> None:
@@ -283,7 +286,9 @@ def test_graceful_stop_flushes_predictions_and_releases_the_project(
         engine = daemon.ready()
         conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
         for _ in range(25):
-            conn.request("POST", "/invocations", body=body)
+            conn.request(
+                "POST", "/invocations", body=body, headers={"Content-Type": "application/json"}
+            )
             assert conn.getresponse().read() and True
         # a retrain is running when the stop comes
         threading.Thread(
@@ -350,7 +355,12 @@ def test_the_schedule_proposes_a_retrain_and_a_person_dismisses_it(
         )
         assert dismissed.returncode == 0, dismissed.stderr
         assert "dismissed" in dismissed.stdout
-        time.sleep(2.5)  # ticks of the scheduler: not due again for a week
+        # two scheduler passes after the dismissal, their jobs done: not due again for a week
+        ticks = engine.status()["engine"]["schedule_ticks"]
+        wait_until(
+            lambda: engine.status()["engine"]["schedule_ticks"] >= ticks + 2, 30, "two ticks"
+        )
+        daemon.idle(engine)
         assert [p["status"] for p in engine.proposals()] == ["dismissed"]
         assert daemon.stop() == 0
     finally:

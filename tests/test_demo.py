@@ -13,6 +13,7 @@ from storage.audit import verify_chain
 from tests.conftest import SAMPLE, run_cli, until
 
 
+@pytest.mark.slow
 def test_the_auto_policy_retrains_and_accuracy_recovers(tmp_path: Path) -> None:
     folder = tmp_path / "demo"
     result = run_cli(
@@ -93,7 +94,7 @@ async def test_in_the_ui_the_engine_plays_the_quarter_and_a_retrain_prompt_appea
     try:
         async with app.run_test(size=(100, 30)) as pilot:
             await until(pilot, lambda: isinstance(app.screen, RetrainPrompt), 240)
-            await pilot.pause()
+            await until(pilot, lambda: app.screen.query_one("#evidence", DataTable).row_count > 0)
             first_champion = champion()
             assert first_champion is not None
             evidence = app.screen.query_one("#evidence", DataTable)
@@ -113,7 +114,7 @@ async def test_in_the_ui_the_engine_plays_the_quarter_and_a_retrain_prompt_appea
             await pilot.press("3")
             await until(pilot, lambda: app.screen.query("#registry") and True)
             row = [v["version"] for v in engine.models()].index(challenger)
-            await pilot.pause(0.5)
+            await until(pilot, lambda: app.screen.query_one("#registry", DataTable).row_count > row)
             await pilot.press(*["down"] * row, "p")
             await until(pilot, lambda: bool(app.screen.query("#reason")))
             await pilot.press(*"beats v1 on recent weeks".replace(" ", "_"), "enter")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,13 +19,13 @@ from engine.monitoring.alerts import list_alerts
 from engine.monitoring.log_monitor import monitor_log
 from engine.monitoring.performance import performance_windows
 from engine.serving.app import create_app
-from tests.conftest import SAMPLE, build_trained, run_cli
+from tests.conftest import TrainedTemplates
+from tests.helpers import LINEAR, REFERENCE, SAMPLE, run_cli
 from tests.test_serving import call
 
 TRUTH = json.loads((SAMPLE / "drift_truth.json").read_text())
 WEEK_13 = SAMPLE / "stream" / "week_13.csv"
 LABELS_13 = SAMPLE / "labels" / "labels_13.csv"
-LINEAR = '\n[models.linear]\nkind = "linear"\n'
 CHUNK = 250
 
 
@@ -39,10 +40,12 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, trained_templates: TrainedTemplates
+) -> Iterator[Served]:
     """The champion (trained on the whole reference) served week 13, mostly with ids."""
     root = tmp_path_factory.mktemp("log") / "loans"
-    build_trained(root, SAMPLE / "reference" / "loans_reference.csv", LINEAR)
+    shutil.copytree(trained_templates.get(LINEAR, REFERENCE)[0], root)
     config = root / "mldeck.toml"
     config.write_text(config.read_text().replace("[alerts]\n", "[alerts]\nmax_error_rate = 0.05\n"))
     project = open_project(root)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from engine.core.project import Project
 from engine.records.provenance import git_state
-from tests.conftest import build_trained, run_cli
+from tests.helpers import run_cli
 
 MODELS = """
 [models.linear]
@@ -33,18 +32,9 @@ device = "cpu"
 """
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
-    root = tmp_path_factory.mktemp("reproduce") / "loans"
-    assert build_trained(root, small_reference, MODELS) == [1, 2]
-    return root
-
-
 @pytest.fixture
-def root(template: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "loans"
-    shutil.copytree(template, copy)
-    return copy
+def root(trained_project: Callable[..., Path]) -> Path:
+    return trained_project(MODELS)
 
 
 def reproduce(root: Path, version: int) -> tuple[int, dict[str, Any]]:

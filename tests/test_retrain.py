@@ -14,11 +14,11 @@ from engine.core.project import Project
 from engine.data.ingest import ingest_file
 from engine.pipeline.retrain import decide, list_proposals, propose, run_retrain, schedule_due
 from engine.pipeline.training_run import train
-from engine.records.registry import CHAMPION, alias_version
+from engine.records.registry import CHALLENGER, CHAMPION, alias_version
 from storage.audit import verify_chain
 from storage.catalog import utcnow
 from tests.conftest import run_cli
-from tests.test_daemon import LINEAR, slices
+from tests.helpers import LINEAR, slices
 
 
 def set_retrain(root: Path, text: str) -> None:
@@ -80,7 +80,7 @@ def test_auto_retrains_and_promotes_through_the_gates(
 def test_prompt_stores_one_proposal_per_trigger_and_a_person_decides(
     small_champion: tuple[Project, list[Path]],
 ) -> None:
-    project, _ = small_champion
+    project, (more,) = small_champion
     first = propose(project, "schedule", {"every": "7d", "last_training": "then"})
     assert first["action"] == "proposed" and first["policy"] == "prompt"
     again = propose(project, "schedule", {"every": "7d"})
@@ -98,9 +98,16 @@ def test_prompt_stores_one_proposal_per_trigger_and_a_person_decides(
     with pytest.raises(RegistryError, match="already dismissed"):
         decide(project, first["proposal_id"], accept=True, actor="ana", reason="changed my mind")
 
+    ingest_file(project, more)  # more labelled rows: the retrained version beats v1
     second = propose(project, "schedule", {"every": "7d"})
     accepted = decide(project, second["proposal_id"], accept=True, actor="bo", reason="go")
     assert accepted["status"] == "accepted" and accepted["retrain"]["versions"] == [2]
+    # under `prompt` the new best becomes the challenger; a person promotes it, not the retrain
+    retrained = accepted["retrain"]
+    assert retrained["challenger"] == 2 and retrained["promoted"] is None
+    assert retrained["champion_before"] == retrained["champion"] == 1
+    assert alias_version(project.catalog, CHALLENGER) == 2
+    assert alias_version(project.catalog, CHAMPION) == 1
     entries = project.catalog.rows(
         "SELECT actor, action, reason, details_json FROM audit_log"
         " WHERE action IN ('retrain_dismissed', 'retrain_accepted') ORDER BY entry_id"

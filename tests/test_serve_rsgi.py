@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ import tritonclient.http as httpclient
 from engine.core.project import open_project
 from engine.records.registry import CHAMPION, alias_version
 from engine.serving.app import MAX_BODY_BYTES
-from tests.conftest import TWO_LINEAR, build_trained, start_server, stop_server
+from tests.conftest import TrainedTemplates
+from tests.helpers import TWO_LINEAR, start_server, stop_server
 from tests.test_triton import assert_matches_onnx, client_inputs, onnx_outputs
 
 
@@ -35,12 +37,14 @@ def rows(small_reference: Path) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def served(
-    tmp_path_factory: pytest.TempPathFactory, small_reference: Path, rows: pl.DataFrame
+    tmp_path_factory: pytest.TempPathFactory,
+    trained_templates: TrainedTemplates,
+    rows: pl.DataFrame,
 ) -> Iterator[dict[str, Any]]:
     """The running server's port, the project's name and token, and what onnxruntime
     answers for `rows` on the champion (computed before the server holds the catalog)."""
     root = tmp_path_factory.mktemp("rsgi") / "loans"
-    build_trained(root, small_reference, TWO_LINEAR)
+    shutil.copytree(trained_templates.get(TWO_LINEAR)[0], root)
     with open_project(root) as project:
         champion = alias_version(project.catalog, CHAMPION)
         assert champion is not None

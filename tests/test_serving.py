@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,25 +19,16 @@ import polars as pl
 import pytest
 
 from engine.core.project import Project
-from engine.models.scoring import feed_for
+from engine.models.scoring import feed_for, version_inputs
 from engine.records.registry import CHAMPION, alias_version
 from engine.serving.app import ServingApp, create_app
 from engine.serving.model_slot import load_model
-from tests.conftest import TWO_LINEAR, build_trained, run_cli, serve_in_thread
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
-    root = tmp_path_factory.mktemp("serving") / "loans"
-    build_trained(root, small_reference, TWO_LINEAR)
-    return root
+from tests.helpers import TWO_LINEAR, run_cli, serve_in_thread
 
 
 @pytest.fixture
-def project(template: Path, tmp_path: Path, open_proj: Callable[[Path], Project]) -> Project:
-    copy = tmp_path / "loans"
-    shutil.copytree(template, copy)
-    return open_proj(copy)
+def project(trained_project: Callable[..., Path], open_proj: Callable[[Path], Project]) -> Project:
+    return open_proj(trained_project(TWO_LINEAR))
 
 
 @pytest.fixture
@@ -97,7 +87,7 @@ def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
 
 def expected(app: ServingApp, frame: pl.DataFrame) -> dict[str, np.ndarray]:
     model = app.slot.model
-    feed = feed_for(frame, json.loads(model.row["inputs_json"]))
+    feed = feed_for(frame, version_inputs(app.project, model.row))
     return dict(
         zip(
             ["label", "probabilities"],
@@ -453,7 +443,7 @@ def test_shadow_is_logged_and_never_returned(project: Project, rows: pl.DataFram
 
     shadow_model = load_model(project, other)
     theirs = shadow_model.session.run(
-        ["probabilities"], feed_for(rows, json.loads(shadow_model.row["inputs_json"]))
+        ["probabilities"], feed_for(rows, version_inputs(project, shadow_model.row))
     )[0]
     assert not np.allclose(theirs, mine["probabilities"])  # v1 and v2 really differ
     logged = project.catalog.rows(

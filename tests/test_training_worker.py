@@ -116,6 +116,7 @@ def onnx_hashes(root: Path) -> dict[str, str]:
     return {r["candidate"]: r["onnx_hash"] for r in rows}
 
 
+@pytest.mark.slow
 def test_service_trains_in_a_warm_child_with_the_bytes_of_an_in_process_training(
     make_project: Any, small_reference: Path, tmp_path: Path
 ) -> None:
@@ -150,6 +151,7 @@ def test_service_trains_in_a_warm_child_with_the_bytes_of_an_in_process_training
     assert onnx_hashes(root) == onnx_hashes(in_process)
 
 
+@pytest.mark.slow
 def test_errors_raised_in_the_child_arrive_with_their_class_and_message(
     make_project: Any, small_reference: Path
 ) -> None:
@@ -195,6 +197,7 @@ def test_typo_in_a_param_fails_the_candidate_with_the_config_message(
     )
 
 
+@pytest.mark.slow
 def test_a_killed_worker_fails_its_candidate_and_the_next_training_gets_a_new_one(
     make_project: Any, small_reference: Path
 ) -> None:
@@ -285,6 +288,7 @@ print("trained in", trained.pid)
 """
 
 
+@pytest.mark.slow
 def test_a_worker_started_under_a_terminal_ui_trains_and_writes_nothing_on_the_terminal(
     make_project: Any, small_reference: Path
 ) -> None:
@@ -305,6 +309,7 @@ def test_a_worker_started_under_a_terminal_ui_trains_and_writes_nothing_on_the_t
     assert done.stderr == ""
 
 
+@pytest.mark.slow
 def test_an_accepted_retrain_cut_short_by_a_stop_runs_at_the_next_start(
     make_project: Any, small_reference: Path
 ) -> None:

@@ -10,7 +10,7 @@ checked too.
 from __future__ import annotations
 
 import json
-import time
+import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -27,13 +27,17 @@ from tritonclient.utils import InferenceServerException
 from engine.core.project import Project, open_project
 from engine.records.registry import CHAMPION, alias_version, get_version
 from engine.serving.app import ServingApp, create_app
-from tests.conftest import TWO_LINEAR, build_trained, serve_in_thread
+from tests.conftest import TrainedTemplates
+from tests.helpers import TWO_LINEAR, serve_in_thread, wait_until
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Iterator[Project]:
+def project(
+    tmp_path_factory: pytest.TempPathFactory, trained_templates: TrainedTemplates
+) -> Iterator[Project]:
+    """One copy of the trained project for the module: its tests share one server."""
     root = tmp_path_factory.mktemp("triton") / "loans"
-    build_trained(root, small_reference, TWO_LINEAR)
+    shutil.copytree(trained_templates.get(TWO_LINEAR)[0], root)
     with open_project(root) as opened:
         yield opened
 
@@ -165,14 +169,21 @@ def test_infer_with_client_defaults_is_binary(
     )
     assert_matches_onnx(result, onnx_outputs(project, champion, rows))
     # the binary request is logged like any other: every row, with its decoded inputs
-    logged: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 10
-    while len(logged) < rows.height and time.monotonic() < deadline:
-        time.sleep(0.1)
-        logged = project.catalog.rows(
-            "SELECT row_index, inputs_json, output_json FROM predictions"
-            " WHERE request_id = 'triton-1' ORDER BY row_index"
-        )
+    logged: list[dict[str, Any]] = wait_until(
+        lambda: (
+            found
+            if len(
+                found := project.catalog.rows(
+                    "SELECT row_index, inputs_json, output_json FROM predictions"
+                    " WHERE request_id = 'triton-1' ORDER BY row_index"
+                )
+            )
+            >= rows.height
+            else None
+        ),
+        10,
+        "the binary request's rows logged",
+    )
     assert [r["row_index"] for r in logged] == list(range(rows.height))
     first = json.loads(logged[0]["inputs_json"])
     assert first["region"] == rows["region"][0] and first["age"] == rows["age"][0]
@@ -284,7 +295,7 @@ def test_bad_binary_payloads_get_400(
             400,
             "belong to no input",
         ),
-        ({}, header + blob, 400, "malformed JSON"),
+        ({"Content-Type": "application/json"}, header + blob, 400, "malformed JSON"),
         (
             {"Inference-Header-Content-Length": "lots"},
             header + blob,
@@ -317,4 +328,5 @@ def test_bad_binary_payloads_get_400(
             assert message in got["error"], (message, got)
     # the JSON-only form, no header, still works as before
     plain = {"inputs": [i._get_tensor() for i in client_inputs(project, 1, rows, False)]}
-    assert post(address, infer, json.dumps(plain).encode(), {})[0] == 200
+    json_only = {"Content-Type": "application/json"}  # urllib's default is form-encoded: 415
+    assert post(address, infer, json.dumps(plain).encode(), json_only)[0] == 200

@@ -27,17 +27,13 @@ from engine.service.client import RemoteEngine
 from engine.service.engine_service import EngineService
 from storage.audit import verify_chain
 from tests.conftest import SAMPLE, until
-from tests.ui_fixture import build_ui_project
 
 SIZE = (100, 30)
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
-    root = tmp_path_factory.mktemp("ui") / "loans"
-    built = build_ui_project(root, small_reference)
-    assert built == {"versions": [1, 2], "statuses": ["warned", "warned", "quarantined"]}
-    return root
+@pytest.fixture
+def template(ui_template: Path) -> Path:
+    return ui_template
 
 
 @pytest.fixture
@@ -167,13 +163,11 @@ async def test_each_screen_shows_the_project(deck: MldeckApp) -> None:
         ]
 
         await pilot.press("question_mark")
-        await pilot.pause()
-        assert isinstance(deck.screen, KeysScreen)
+        await until(pilot, lambda: isinstance(deck.screen, KeysScreen))
         keys = rows(deck, "#keys-table")
         assert [r[0] for r in keys[:7]] == list("1234567")
         await pilot.press("escape")
-        await pilot.pause()
-        assert not isinstance(deck.screen, KeysScreen)
+        await until(pilot, lambda: not isinstance(deck.screen, KeysScreen))
 
 
 async def test_drift_chart_follows_the_selected_feature(deck: MldeckApp) -> None:
@@ -213,10 +207,9 @@ async def test_promote_then_roll_back_with_reasons(deck: MldeckApp) -> None:
         await pilot.press("down")  # v2
         await settle(pilot)
         await pilot.press("p")
-        await pilot.pause()
-        assert isinstance(deck.screen, ReasonDialog)
-        await pilot.press("enter")  # an empty reason is refused in place
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(deck.screen, ReasonDialog))
+        await pilot.press("enter")  # an empty reason is refused in place, and says so
+        await until(pilot, lambda: "a reason is required" in text_of(deck, "#dialog-error"))
         assert isinstance(deck.screen, ReasonDialog) and champion(deck) == 1
         await type_text(pilot, "smaller C generalises")
         await pilot.press("enter")
@@ -234,7 +227,7 @@ async def test_promote_then_roll_back_with_reasons(deck: MldeckApp) -> None:
         assert rows(deck, "#registry")[1][0] == "★"  # the screen refreshed
 
         await pilot.press("r")
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(deck.screen, ReasonDialog))
         await type_text(pilot, "v2 misbehaves")
         await pilot.click("#confirm")
         await settle(pilot)
@@ -255,7 +248,7 @@ async def test_cancel_changes_nothing(deck: MldeckApp) -> None:
         await settle(pilot)
         before = last_audit(deck)
         await pilot.press("down", "p")
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(deck.screen, ReasonDialog))
         await type_text(pilot, "not sure")
         await pilot.press("escape")
         await settle(pilot)
@@ -269,7 +262,7 @@ async def test_archive_and_errors_become_notifications(deck: MldeckApp) -> None:
         await settle(pilot)
         # The champion cannot be archived: a notification, the app goes on.
         await pilot.press("a")
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(deck.screen, ReasonDialog))
         await type_text(pilot, "retire")
         await pilot.press("enter")
         await settle(pilot)
@@ -278,7 +271,7 @@ async def test_archive_and_errors_become_notifications(deck: MldeckApp) -> None:
         assert errors and "champion" in errors[-1].message
         # Nothing to roll back to yet: another notification.
         await pilot.press("r")
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(deck.screen, ReasonDialog))
         await type_text(pilot, "why not")
         await pilot.press("enter")
         await settle(pilot)
@@ -286,7 +279,7 @@ async def test_archive_and_errors_become_notifications(deck: MldeckApp) -> None:
         assert "no previous champion" in errors[-1].message
 
         await pilot.press("down", "a")
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(deck.screen, ReasonDialog))
         await type_text(pilot, "superseded")
         await pilot.press("enter")
         await settle(pilot)
@@ -303,7 +296,7 @@ async def test_archive_and_errors_become_notifications(deck: MldeckApp) -> None:
         assert rows(deck, "#registry")[1][-1] == "archived"
         # An archived version cannot be promoted.
         await pilot.press("p")
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(deck.screen, ReasonDialog))
         await type_text(pilot, "again")
         await pilot.press("enter")
         await settle(pilot)
@@ -338,15 +331,12 @@ async def test_a_slow_engine_call_does_not_block_keys(deck: MldeckApp) -> None:
     deck.client = gated  # type: ignore[assignment]
     async with deck.run_test(size=SIZE) as pilot:
         await pilot.press("3")
-        await pilot.pause()
-        assert gated.waiting.wait(timeout=10)
+        await until(pilot, gated.waiting.is_set, 10)
         # The registry is still loading; keys still work.
         await pilot.press("2")
-        await pilot.pause()
-        assert isinstance(deck.screen, DataScreen)
+        await until(pilot, lambda: isinstance(deck.screen, DataScreen), 10)
         await pilot.press("question_mark")
-        await pilot.pause()
-        assert isinstance(deck.screen, KeysScreen)
+        await until(pilot, lambda: isinstance(deck.screen, KeysScreen), 10)
         await pilot.press("escape")
         gated.gate.set()
         await pilot.press("3")
@@ -465,7 +455,7 @@ async def test_a_proposal_prompts_as_soon_as_the_engine_makes_it(deck: MldeckApp
             engine.queue.run, "propose", {"trigger": "alert", "evidence": evidence}
         )
         await until(pilot, lambda: isinstance(deck.screen, RetrainPrompt))
-        await pilot.pause()
+        await until(pilot, lambda: bool(rows(deck, "#evidence")))
         assert rows(deck, "#evidence")[0] == ["drift", "batch 3 drifted"]
 
 
@@ -513,7 +503,7 @@ async def test_attached_to_a_running_server(served: tuple[Path, int]) -> None:
             await pilot.press("3")
             await settle(pilot)
             await pilot.press("down", "p")
-            await pilot.pause()
+            await until(pilot, lambda: isinstance(app.screen, ReasonDialog))
             await type_text(pilot, "through the server")
             await pilot.press("enter")
             await settle(pilot)

@@ -16,14 +16,14 @@ from engine.core.project import open_project
 from engine.service.client import RemoteEngine
 from storage.audit import verify_chain
 from tests.daemon_helpers import Daemon, wait_until
+from tests.helpers import until
 from tests.test_ui import SIZE, rows, settle, type_text
-from tests.ui_fixture import build_ui_project
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
+def template(tmp_path_factory: pytest.TempPathFactory, ui_template: Path) -> Path:
     root = tmp_path_factory.mktemp("ui-daemon") / "loans"
-    build_ui_project(root, small_reference)
+    shutil.copytree(ui_template, root)
     # No retrain prompt may pop up over the keys: the scheduler only proposes under "prompt".
     config = root / "mldeck.toml"
     config.write_text(config.read_text().replace('policy = "prompt"', 'policy = "off"'))
@@ -47,8 +47,7 @@ async def test_promote_with_the_keyboard_through_a_daemon(template: Path, tmp_pa
                 await settle(pilot)
                 assert [(r[0], r[1]) for r in rows(app, "#registry")] == [("★", "v1"), ("", "v2")]
                 await pilot.press("down", "p")
-                await pilot.pause()
-                assert isinstance(app.screen, ReasonDialog)
+                await until(pilot, lambda: isinstance(app.screen, ReasonDialog))
                 await type_text(pilot, "v2 through the daemon")
                 await pilot.press("enter")
                 await settle(pilot)

@@ -15,17 +15,19 @@ from app.ui.screens.data import DataScreen
 from app.ui.screens.dialogs import ReasonDialog
 from engine.core.project import open_project
 from engine.data.ingest import ingest_file
+from tests.helpers import until
 from tests.test_quarantine import broken_batch, edit_contract
 from tests.test_ui import SIZE, catalog_of, last_audit, rows, settle, type_text
-from tests.ui_fixture import build_ui_project
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
+def template(
+    tmp_path_factory: pytest.TempPathFactory, ui_template: Path, small_reference: Path
+) -> Path:
     """The UI project plus a week without `region` (batch 5, quarantined); the contract
     then edited so that it passes (region dropped, credit scores as text)."""
     root = tmp_path_factory.mktemp("ui-revalidate") / "loans"
-    build_ui_project(root, small_reference)
+    shutil.copytree(ui_template, root)
     with open_project(root) as project:
         result = ingest_file(project, broken_batch(small_reference, root.parent))
     assert (result.batch_id, result.status) == (5, "quarantined")
@@ -50,8 +52,7 @@ async def test_v_revalidates_the_selected_quarantined_batch(deck: MldeckApp) -> 
         assert rows(deck, "#batches")[0][:2] == ["5", "week_x.csv"]
         assert [r[0] for r in rows(deck, "#quarantine")] == ["4", "5"]
         await pilot.press("v")
-        await pilot.pause()
-        assert isinstance(deck.screen, ReasonDialog)
+        await until(pilot, lambda: isinstance(deck.screen, ReasonDialog))
         await type_text(pilot, "region is optional now")
         await pilot.press("enter")
         await settle(pilot)
@@ -79,10 +80,13 @@ async def test_v_revalidates_the_selected_quarantined_batch(deck: MldeckApp) -> 
         assert [r[0] for r in rows(deck, "#quarantine")] == ["4"]
 
         # Batch 5 is no longer quarantined: v only warns.
+        def warnings_shown() -> int:
+            return sum(n.severity == "warning" for n in deck._notifications)
+
+        before = warnings_shown()
         await pilot.press("v")
-        await pilot.pause()
-        assert isinstance(deck.screen, DataScreen)
-        assert deck._notifications  # a warning, no dialog
+        await until(pilot, lambda: warnings_shown() > before)
+        assert isinstance(deck.screen, DataScreen)  # a warning, no dialog
         warnings = [n.message for n in deck._notifications if n.severity == "warning"]
         assert warnings == ["select a quarantined batch first"]
 
@@ -95,8 +99,7 @@ async def test_a_file_that_still_fails_stays_quarantined(deck: MldeckApp) -> Non
         deck.screen.query_one("#quarantine").focus()
         await pilot.pause()
         await pilot.press("v")
-        await pilot.pause()
-        assert isinstance(deck.screen, ReasonDialog)
+        await until(pilot, lambda: isinstance(deck.screen, ReasonDialog))
         assert "broken.csv" in str(deck.screen.question)
         await type_text(pilot, "one more look")
         await pilot.press("enter")

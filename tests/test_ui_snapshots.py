@@ -15,17 +15,14 @@ from textual.widgets import Input
 
 from app.ui.app import SCREENS, MldeckApp, make_app
 from app.ui.screens.base import DeckScreen
-from tests.ui_fixture import build_ui_project
 
 MODES = {str(i): mode for i, (mode, _, _) in enumerate(SCREENS, start=1)}
 """The mode each digit key shows."""
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
-    root = tmp_path_factory.mktemp("ui-snapshots") / "loans"
-    build_ui_project(root, small_reference)
-    return root
+@pytest.fixture
+def template(ui_template: Path) -> Path:
+    return ui_template
 
 
 @pytest.fixture

@@ -13,14 +13,11 @@ from textual.widgets import DataTable
 from app.ui.app import make_app
 from app.ui.screens.data import DataScreen
 from app.ui.widgets.table import DeckTable
-from tests.ui_fixture import build_ui_project
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
-    root = tmp_path_factory.mktemp("ui-table") / "loans"
-    build_ui_project(root, small_reference)
-    return root
+@pytest.fixture
+def template(ui_template: Path) -> Path:
+    return ui_template
 
 
 async def batches_shown(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:

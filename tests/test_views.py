@@ -18,17 +18,14 @@ from engine.service.client import LocalEngine
 from engine.service.control import ControlApi
 from engine.views import tables as views
 from storage.audit import verify_chain
-from tests.ui_fixture import build_ui_project
 
 TOKEN = "t" * 32
 AUTH = f"Bearer {TOKEN}"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
-    root = tmp_path_factory.mktemp("views") / "loans"
-    build_ui_project(root, small_reference)
-    return root
+@pytest.fixture
+def template(ui_template: Path) -> Path:
+    return ui_template
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """A small trained project for the UI tests, with fixed times so screens are deterministic.
 
-Built once per test module (`build_ui_project`), copied per test: two linear
+Built once per test session (the `ui_template` fixture), copied per test: two linear
 versions (v1 champion), weeks 1 and 13 of the stream ingested (two drift
 windows, week 13 drifted) and one malformed file quarantined.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,14 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
     .mldeck/quarantine/ with its reasons; source files are never changed.
     Files under data/labels/ are delayed labels (id, label), joined by id to
     what the champion predicted. Default PATHS: data/incoming/, then data/labels/.
+    Only regular files are read: a FIFO, socket or device file, or a link in
+    a watched folder that leads out of the project, is refused with the reason.
     While a daemon holds the project, the files are ingested by it, in its
     pipeline queue.
     """
-    # Absolute paths: the engine that ingests may run in another folder.
-    results = engine_client(ctx).ingest([str(p.resolve()) for p in paths])
+    # Absolute paths: the engine that ingests may run in another folder. Links are
+    # not resolved here: the engine decides whether a link may be followed.
+    results = engine_client(ctx).ingest([os.path.abspath(p) for p in paths])
     if as_json:
         output.print_json(results)
     elif not results:
@@ -66,7 +70,10 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
         if not reasons.startswith(name):
             reasons = f"{name}: {reasons}"
         output.error("Quarantined", f"{reasons} (kept at {r['quarantine_path']})")
-    if quarantined:
+    for r in results:
+        if r["status"] == "refused":
+            output.error("Refused", "; ".join(i["message"] for i in r["issues"]))
+    if quarantined or any(r["status"] == "refused" for r in results):
         sys.exit(1)
 
 
@@ -76,6 +83,7 @@ _STATUS_STYLE = {
     "quarantined": "bold red",
     "duplicate": "cyan",
     "skipped": "dim",
+    "refused": "bold red",
 }
 
 
@@ -96,6 +104,8 @@ def _print_ingest(result: dict[str, Any]) -> None:
         line += f"  already ingested (batch {result['batch_id']}, {result['previous_status']})"
     elif status == "quarantined":
         line += f"  -> {escape(str(result['quarantine_path']))}"
+    elif status == "refused":
+        line += "  not read"
     output.stdout.print(line)
     for issue in result["issues"]:
         mark = "[red]✗[/]" if issue["severity"] == "error" else "[yellow]![/]"

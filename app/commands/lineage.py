@@ -122,6 +122,11 @@ def version_sections(record: dict[str, Any]) -> list[Section]:
             ("numeric", ", ".join(spec.get("numeric", []))),
             ("categorical", ", ".join(spec.get("categorical", []))),
             (
+                "input names",
+                "; ".join(f"{c} -> {n}" for c, n in spec.get("input_names", {}).items())
+                or "the column names",
+            ),
+            (
                 "processing",
                 f"impute {spec.get('numeric_impute')}, scale {spec.get('numeric_scale')}, "
                 f"{spec.get('categorical_encoding')} (unknown: {spec.get('unknown_category')})",

@@ -88,6 +88,8 @@ def _drift_row(f: dict[str, Any]) -> list[str]:
 
 
 def _print_drift(report: dict[str, Any]) -> None:
+    from rich.markup import escape
+
     window = report["window"]
     columns = [
         "feature",
@@ -120,7 +122,7 @@ def _print_drift(report: dict[str, Any]) -> None:
     elif report.get("prediction_error"):
         out.print(f"Prediction drift: not computed ({report['prediction_error']})")
     if report.get("missing"):
-        out.print(f"[yellow]Missing from the window:[/] {', '.join(report['missing'])}")
+        out.print(f"[yellow]Missing from the window:[/] {escape(', '.join(report['missing']))}")
     share = report["share_drifted"]
     share_text = "—" if share is None else f"{share:.0%}"
     verdict = "[bold red]DRIFTED[/]" if report["dataset_drift"] else "[green]not drifted[/]"

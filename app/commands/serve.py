@@ -79,7 +79,16 @@ def run_engine(
     shadow_version: int | None,
 ) -> None:
     """Own the project and run the engine service until SIGINT/SIGTERM; exit 0 after a clean stop."""
-    from engine.api import EngineService, claim, release, serve_app
+    from engine.api import (
+        Access,
+        EngineService,
+        check_token_file,
+        claim,
+        is_loopback_address,
+        project_token,
+        release,
+        serve_app,
+    )
 
     service = EngineService(project, parts, shadow_version=shadow_version)
     app = service.open_endpoint()
@@ -90,7 +99,27 @@ def run_engine(
     # Other commands reach this engine's control API on loopback.
     local_host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     url_host = f"[{local_host}]" if ":" in local_host else local_host
+    for note in check_token_file(project.state_dir):
+        output.stderr.print(note)
     claim(project.state_dir, f"http://{url_host}:{port}", parts)
+    settings = project.config.serving
+    exposed = not is_loopback_address(host)
+    need_token = settings.auth == "token" or (settings.auth == "auto" and exposed)
+    service.front.access = Access(
+        loopback_only=not exposed,
+        token=project_token(project.state_dir) if need_token else None,
+    )
+    if exposed:
+        guard = (
+            f"they need the token in {project.state_dir / 'token'}"
+            if need_token
+            else 'they are open to anyone who can reach it ([serving] auth = "none")'
+        )
+        output.stderr.print(
+            f"[bold]Exposed beyond loopback on {host}:{port}[/]: inference (/invocations, "
+            f"/v2/models/.../infer), model metadata and /metrics: {guard}; health checks are "
+            "open; the control API always needs the token."
+        )
     if app is not None:
         model = app.slot.model
         output.stdout.print(
@@ -108,7 +137,13 @@ def run_engine(
     finished = True
     try:
         service.start()
-        serve_app(service.front, host, port, on_stop=service.begin_stop)
+        serve_app(
+            service.front,
+            host,
+            port,
+            on_stop=service.begin_stop,
+            header_timeout_s=settings.header_timeout_s,
+        )
     finally:
         finished = service.close()
         # The catalog is closed before the owner file goes: whoever sees the file

@@ -92,20 +92,20 @@ def connect(start: Path, parts: tuple[str, ...] = ENGINE_PARTS) -> Connection:
         RemoteEngine,
         find_root,
         load_config,
-        mark_interrupted,
         open_project,
         project_token,
         read_owner,
+        recover_on_open,
     )
 
     root = find_root(start)
     name = load_config(root / CONFIG_NAME).name
     owner = read_owner(root / STATE_DIR)
     if owner is not None:
-        remote = RemoteEngine(owner.url, project_token(root / STATE_DIR))
+        remote = RemoteEngine(owner.url, project_token(root / STATE_DIR), root)
         return Connection(remote, name, owner.url, lambda: None)
     project = open_project(root)
-    mark_interrupted(project.catalog)
+    recover_on_open(project)
     service = EngineService(project, parts)
     service.start()
     return Connection(service, name, None, service.close)

@@ -19,6 +19,7 @@ STATUS_STYLE = {
     "warn": "yellow",
     "warning": "yellow",
     "quarantined": "bold red",
+    "refused": "bold red",
     "failed": "bold red",
     "alert": "bold red",
     "error": "bold red",

@@ -9,6 +9,7 @@ contract is explicit and editable.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -36,7 +37,7 @@ TEMPLATE = """\
 # rest from the first batch and writes what it inferred back into this file.
 
 [project]
-name = "{name}"
+name = {name}
 
 [data]
 {target_line}
@@ -71,6 +72,14 @@ max_null_fraction = 0.05         # default for columns that had no nulls in the 
 [serving]
 host = "127.0.0.1"
 port = 8765
+# auth = "auto"                  # auto: the token for inference and /metrics only beyond loopback | token | none
+# max_body_mb = 10               # per request (413 beyond)
+# max_rows = 100000              # rows per scoring request (413 beyond)
+# max_columns = 1000             # distinct columns/keys per request (400 beyond)
+# max_depth = 32                 # JSON nesting (400 beyond)
+# max_id_length = 128            # a client's request id (400 beyond)
+# header_timeout_s = 10          # slow clients: headers, then the whole body (408)
+# body_timeout_s = 30
 
 [drift]
 # psi_warn = 0.1                 # PSI (numbers): warn / alert levels
@@ -100,6 +109,7 @@ policy = "prompt"                # prompt: store a proposal for a person | auto:
 [watch]                          # `mldeck daemon` watches data.incoming and data.labels
 polling = false                  # true on network file systems (no close events): wait for quiet files
 quiet_seconds = 2.0              # polling: a file is taken once its size stopped changing this long
+follow_symlinks = false          # true: take links in the watched folders that point outside the project
 """
 
 
@@ -220,6 +230,38 @@ class WatchConfig:
     """Poll the folders instead of inotify (network file systems give no close events)."""
     quiet_seconds: float = 2.0
     """Polling: a file is taken once its size and mtime stopped changing for this long."""
+    follow_symlinks: bool = False
+    """Take symbolic links in the watched folders whose target lies outside the project
+    (refused by default: a link must not make mldeck read files nobody dropped)."""
+
+
+SERVING_AUTH = ("auto", "token", "none")
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """[serving]: what one request may hold and how the endpoint is exposed.
+
+    Each limit a request passes is answered 413 (size) or 400 (shape) naming it.
+    """
+
+    auth: str = "auto"
+    """auto: inference and /metrics need the token only when bound beyond loopback;
+    token: always; none: never (the control API always needs it)."""
+    max_body_mb: float = 10.0
+    """A request body larger than this is refused (413)."""
+    max_rows: int = 100_000
+    """Rows one scoring request may hold (413)."""
+    max_columns: int = 1_000
+    """Distinct columns (keys, inputs) one scoring request may name (400)."""
+    max_depth: int = 32
+    """How deeply a JSON body may nest arrays and objects (400)."""
+    max_id_length: int = 128
+    """Characters in a request id sent by a client (400)."""
+    header_timeout_s: float = 10.0
+    """A client must send its request headers within this (granian)."""
+    body_timeout_s: float = 30.0
+    """A client must send its whole body within this once the headers are in (408)."""
 
 
 @dataclass(frozen=True)
@@ -247,12 +289,26 @@ class Config:
     alerts: AlertRules = field(default_factory=AlertRules)
     retrain: RetrainConfig = RetrainConfig()
     watch: WatchConfig = WatchConfig()
+    serving: ServingLimits = ServingLimits()
 
     def with_contract(self, contract: Contract) -> Config:
         return replace(self, contract=contract)
 
 
 # ---------------------------------------------------------------- parsing helpers
+
+
+def _parse_serving(table: _Table) -> ServingLimits:
+    return ServingLimits(
+        auth=table.get_str("auth", "auto", SERVING_AUTH),
+        max_body_mb=table.get_float("max_body_mb", 10.0, 0.001, 1024.0),
+        max_rows=table.get_int("max_rows", 100_000, 1, 10_000_000),
+        max_columns=table.get_int("max_columns", 1_000, 1, 100_000),
+        max_depth=table.get_int("max_depth", 32, 8, 1_000),
+        max_id_length=table.get_int("max_id_length", 128, 1, 4_096),
+        header_timeout_s=table.get_float("header_timeout_s", 10.0, 0.1, 3600.0),
+        body_timeout_s=table.get_float("body_timeout_s", 30.0, 0.1, 3600.0),
+    )
 
 
 class _Table:
@@ -469,11 +525,11 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
     validation = root.sub("validation")
     validation.check_keys({"max_null_fraction"})
     serving = root.sub("serving")
-    serving.check_keys({"host", "port"})
+    serving.check_keys({"host", "port", *ServingLimits.__dataclass_fields__})
     retrain = root.sub("retrain")
     retrain.check_keys({"policy", "every", "min_new_labels"})
     watch = root.sub("watch")
-    watch.check_keys({"polling", "quiet_seconds"})
+    watch.check_keys({"polling", "quiet_seconds", "follow_symlinks"})
     every = retrain.get_str("every")
     if every is not None:
         _check_span(retrain, "every", every)
@@ -483,6 +539,9 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
     polling = watch.data.get("polling", False)
     if not isinstance(polling, bool):
         raise watch.fail("polling", f"must be true or false, not {polling!r}")
+    follow_symlinks = watch.data.get("follow_symlinks", False)
+    if not isinstance(follow_symlinks, bool):
+        raise watch.fail("follow_symlinks", f"must be true or false, not {follow_symlinks!r}")
 
     task = data_t.get_str("task", None, ("classification", "regression"))
     known_metrics = CLASSIFICATION_METRICS + REGRESSION_METRICS
@@ -529,9 +588,11 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
             every=every,
             min_new_labels=min_new_labels,
         ),
+        serving=_parse_serving(serving),
         watch=WatchConfig(
             polling=polling,
             quiet_seconds=watch.get_float("quiet_seconds", 2.0, 0.0, 3600.0),
+            follow_symlinks=follow_symlinks,
         ),
     )
 
@@ -558,21 +619,34 @@ def load_config(path: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    return parse_config(data, path)
+    except RecursionError as exc:  # tomllib recurses once per level of [[[...]]] or {{...}}
+        raise ConfigError(
+            f"{path}: arrays or inline tables are nested too deeply to read; "
+            "mldeck.toml needs at most a few levels"
+        ) from exc
+    try:
+        return parse_config(data, path)
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: a value is nested too deeply to check") from exc
+
+
+def toml_string(value: str) -> str:
+    """`value` as a TOML basic string (JSON's escapes are TOML's, but for DEL)."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def render_template(name: str, target: str | None, id_column: str | None) -> str:
     target_line = (
-        f'target = "{target}"'
+        f"target = {toml_string(target)}"
         if target
         else '# target = "..."                # the column to predict; inferred from the first batch if absent'
     )
     id_line = (
-        f'id = "{id_column}"'
+        f"id = {toml_string(id_column)}"
         if id_column
         else '# id = "..."                    # a unique row id; inferred if a column looks like one'
     )
-    return TEMPLATE.format(name=name, target_line=target_line, id_line=id_line)
+    return TEMPLATE.format(name=toml_string(name), target_line=target_line, id_line=id_line)
 
 
 def write_inferred(

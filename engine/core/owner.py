@@ -53,12 +53,35 @@ def project_token(state_dir: Path) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_text(encoding="ascii").strip()
+        return path.read_text(encoding="ascii", errors="replace").strip()
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         import secrets  # ~10 ms, once per project
 
         handle.write(secrets.token_urlsafe(32))
     return path.read_text(encoding="ascii").strip()
+
+
+def check_token_file(state_dir: Path) -> list[str]:
+    """Make the token file fit for an engine start: a new token in place of an empty
+    (or unreadable) one, mode 0600 in place of a looser one. What was fixed, in words."""
+    import secrets
+    import stat
+
+    path = state_dir / TOKEN_FILE
+    notes: list[str] = []
+    token = project_token(state_dir)
+    if len(token) < 16 or not token.isascii() or not token.isprintable():
+        temp = state_dir / f".{TOKEN_FILE}.tmp"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(32))
+        os.replace(temp, path)
+        notes.append(f"{path} held no usable token: wrote a new one")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        os.chmod(path, 0o600)
+        notes.append(f"{path} was readable by others (mode {mode:04o}): set to 0600")
+    return notes
 
 
 def read_owner(state_dir: Path) -> Owner | None:
@@ -87,7 +110,7 @@ def claim(state_dir: Path, url: str, parts: tuple[str, ...]) -> Owner:
             f"this project is held by `{current.command}` (process {current.pid}, "
             f"{current.url}); stop it first"
         )
-    project_token(state_dir)
+    check_token_file(state_dir)
     owner = Owner(pid=os.getpid(), url=url, parts=parts, started_at=utcnow().isoformat() + "Z")
     temp = state_dir / f".{OWNER_FILE}.tmp"
     temp.write_text(json.dumps(asdict(owner)), encoding="utf-8")

@@ -6,6 +6,9 @@ from datetime import timedelta
 
 from engine.core.errors import MldeckError
 
+MAX_SPAN = timedelta(days=36_525)
+"""The longest window a span may name (100 years)."""
+
 
 def parse_span(text: str) -> timedelta:
     """'7d', '12h', '30m', '2w' as a timedelta."""
@@ -19,4 +22,10 @@ def parse_span(text: str) -> timedelta:
     amount = int(value[:-1])
     if amount <= 0:
         raise MldeckError(f"{text!r}: the window must be positive", title="Bad window")
-    return timedelta(**{units[value[-1]]: amount})
+    try:
+        span = timedelta(**{units[value[-1]]: amount})
+    except OverflowError:
+        span = MAX_SPAN + MAX_SPAN
+    if span > MAX_SPAN:  # "now - span" must stay a date
+        raise MldeckError(f"{text!r}: the window is over 100 years", title="Bad window")
+    return span

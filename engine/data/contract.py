@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from engine.core.config import ColumnContract, Config, Contract
+from storage.sql import quote_ident, quote_literal
 
 TARGET_NAMES = ("target", "label", "y", "class", "outcome", "default", "churn", "is_fraud")
 MAX_CATEGORIES = 50
@@ -30,14 +31,6 @@ class Issue:
     column: str | None
     code: str
     message: str
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def column_type(duckdb_type: str) -> str:
@@ -78,7 +71,7 @@ SQL_TYPES = {
 
 def batch_schema(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     """Column name -> contract type of a loaded batch table."""
-    rows = con.execute(f"DESCRIBE {table}").fetchall()
+    rows = con.execute(f"DESCRIBE {quote_ident(table)}").fetchall()
     return {str(r[0]): column_type(str(r[1])) for r in rows}
 
 
@@ -109,13 +102,13 @@ def infer_contract(
 ) -> Inferred:
     """Infer the data contract (and target, id, task when unset) from the first batch."""
     schema = batch_schema(con, table)
-    total = int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+    total = int(con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0])  # type: ignore[index]
     columns: dict[str, ColumnContract] = {}
     distinct: dict[str, int] = {}
     # One scan for every column's statistics.
     exprs = []
     for name, ctype in schema.items():
-        q = quote(name)
+        q = quote_ident(name)
         numeric = ctype in ("integer", "float")
         # Distinct counts serve categories, id and task inference; floats need none.
         exprs += [
@@ -124,11 +117,11 @@ def infer_contract(
             f"min({q})" if numeric else "NULL",
             f"max({q})" if numeric else "NULL",
         ]
-    stats = con.execute(f"SELECT {', '.join(exprs)} FROM {table}").fetchone()
+    stats = con.execute(f"SELECT {', '.join(exprs)} FROM {quote_ident(table)}").fetchone()
     assert stats is not None
     for i, (name, ctype) in enumerate(schema.items()):
         nulls, n_distinct, lo, hi = stats[4 * i : 4 * i + 4]
-        q = quote(name)
+        q = quote_ident(name)
         distinct[name] = int(n_distinct)
         null_fraction = nulls / total if total else 0.0
         max_null = None if nulls == 0 else min(1.0, _round_up(null_fraction * 1.5 + 0.01))
@@ -137,7 +130,7 @@ def infer_contract(
             categories = tuple(
                 str(r[0])
                 for r in con.execute(
-                    f"SELECT DISTINCT {q} FROM {table} WHERE {q} IS NOT NULL ORDER BY 1"
+                    f"SELECT DISTINCT {q} FROM {quote_ident(table)} WHERE {q} IS NOT NULL ORDER BY 1"
                 ).fetchall()
             )
         columns[name] = ColumnContract(
@@ -159,8 +152,8 @@ def infer_contract(
             looks_like_id = name.lower() == "id" or name.lower().endswith("_id")
             if looks_like_id and ctype in ("string", "integer") and distinct[name] >= 0.97 * total:
                 exact = con.execute(
-                    f"SELECT count(DISTINCT {quote(name)}) = count(*), count(*) = count({quote(name)}) "
-                    f"FROM {table}"
+                    f"SELECT count(DISTINCT {quote_ident(name)}) = count(*), count(*) = count({quote_ident(name)}) "
+                    f"FROM {quote_ident(table)}"
                 ).fetchone()
                 if exact and exact[0] and exact[1]:
                     id_column = name
@@ -217,7 +210,7 @@ def validate_batch(
     """
     issues: list[Issue] = []
     schema = batch_schema(con, table)
-    total = int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+    total = int(con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0])  # type: ignore[index]
     if total == 0:
         return [Issue("error", None, "empty", "the file has a header but no rows")], False
     target = config.target
@@ -248,9 +241,9 @@ def validate_batch(
         if _compatible(col.type, found):
             checked[name] = col
             continue
-        q = quote(name)
+        q = quote_ident(name)
         bad = con.execute(
-            f"SELECT count(*), any_value(CAST({q} AS VARCHAR)) FROM {table} "
+            f"SELECT count(*), any_value(CAST({q} AS VARCHAR)) FROM {quote_ident(table)} "
             f"WHERE {q} IS NOT NULL AND TRY_CAST({q} AS {SQL_TYPES[col.type]}) IS NULL"
         ).fetchone()
         assert bad is not None
@@ -269,7 +262,7 @@ def validate_batch(
 
     id_col = config.id_column
     has_id = bool(id_col) and id_col in schema
-    q_id = quote(id_col) if id_col else ""
+    q_id = quote_ident(id_col) if id_col else ""
     # The id checks ride along in the soft checks' scan when there is one.
     id_exprs = [f"count(*) - count({q_id})", f"count({q_id}) - count(DISTINCT {q_id})"]
     id_values: tuple[Any, ...] = (0, 0)
@@ -289,7 +282,8 @@ def validate_batch(
         soft = []
         if has_id:
             id_values = tuple(
-                con.execute(f"SELECT {', '.join(id_exprs)} FROM {table}").fetchone() or (0, 0)
+                con.execute(f"SELECT {', '.join(id_exprs)} FROM {quote_ident(table)}").fetchone()
+                or (0, 0)
             )
     if has_id and id_col:
         nulls, dupes = id_values
@@ -297,7 +291,7 @@ def validate_batch(
             issues.append(Issue("error", id_col, "null_id", f"{nulls} row(s) have no {id_col!r}"))
         if dupes:
             example = con.execute(
-                f"SELECT {q_id} FROM {table} WHERE {q_id} IS NOT NULL GROUP BY {q_id} "
+                f"SELECT {q_id} FROM {quote_ident(table)} WHERE {q_id} IS NOT NULL GROUP BY {q_id} "
                 "HAVING count(*) > 1 LIMIT 1"
             ).fetchone()
             issues.append(
@@ -320,38 +314,38 @@ def _soft_checks(
     total: int,
     id_col: str | None,
     default_max_null: float,
-    extra_exprs: list[str],
+    extra_sql: list[str],
 ) -> tuple[list[Issue], tuple[Any, ...]]:
     """Null share, range and category checks, one aggregate scan for all columns.
 
     Returns:
-        The issues, and the values of `extra_exprs` computed in the same scan.
+        The issues, and the values of `extra_sql` computed in the same scan.
     """
-    exprs: list[str] = list(extra_exprs)
+    exprs: list[str] = list(extra_sql)
     plan: list[tuple[str, str]] = []
     for name, col in columns.items():
-        q = quote(name)
+        q = quote_ident(name)
         # A column already of the contract's type needs no cast (most of them, and cheaper).
         cast = q if schema[name] == col.type else f"TRY_CAST({q} AS {SQL_TYPES[col.type]})"
         exprs.append(f"count(*) - count({q})")
         plan.append((name, "nulls"))
         if col.is_numeric and col.min is not None:
-            exprs += [f"count(*) FILTER ({cast} < {col.min!r})", f"min({cast})"]
+            exprs += [f"count(*) FILTER ({cast} < {float(col.min)!r})", f"min({cast})"]
             plan += [(name, "below"), (name, "min")]
         if col.is_numeric and col.max is not None:
-            exprs += [f"count(*) FILTER ({cast} > {col.max!r})", f"max({cast})"]
+            exprs += [f"count(*) FILTER ({cast} > {float(col.max)!r})", f"max({cast})"]
             plan += [(name, "above"), (name, "max")]
         if col.categories is not None and name != id_col:
-            allowed = ", ".join(sql_literal(c) for c in col.categories) or "NULL"
+            allowed = ", ".join(quote_literal(c) for c in col.categories) or "NULL"
             exprs.append(
                 f"count(*) FILTER ({q} IS NOT NULL AND CAST({q} AS VARCHAR) NOT IN ({allowed}))"
             )
             plan.append((name, "new_categories"))
     if not exprs:
         return [], ()
-    row = con.execute(f"SELECT {', '.join(exprs)} FROM {table}").fetchone()
+    row = con.execute(f"SELECT {', '.join(exprs)} FROM {quote_ident(table)}").fetchone()
     assert row is not None
-    extra, values = tuple(row[: len(extra_exprs)]), row[len(extra_exprs) :]
+    extra, values = tuple(row[: len(extra_sql)]), row[len(extra_sql) :]
     stats: dict[str, dict[str, Any]] = {}
     for (name, what), value in zip(plan, values, strict=True):
         stats.setdefault(name, {})[what] = value
@@ -391,10 +385,10 @@ def _soft_checks(
                 )
             )
         if s.get("new_categories"):
-            q = quote(name)
-            allowed = ", ".join(sql_literal(c) for c in col.categories or ()) or "NULL"
+            q = quote_ident(name)
+            allowed = ", ".join(quote_literal(c) for c in col.categories or ()) or "NULL"
             examples = con.execute(
-                f"SELECT CAST({q} AS VARCHAR), count(*) FROM {table} "
+                f"SELECT CAST({q} AS VARCHAR), count(*) FROM {quote_ident(table)} "
                 f"WHERE {q} IS NOT NULL AND CAST({q} AS VARCHAR) NOT IN ({allowed}) "
                 "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5"
             ).fetchall()

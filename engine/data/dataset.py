@@ -12,6 +12,7 @@ Its hash covers the snapshots, the columns and the split, and is recorded once.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -20,13 +21,14 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from engine.core.errors import TrainingError, as_mldeck_error
+from engine.core.config import Config
+from engine.core.errors import ConfigError, TrainingError, as_mldeck_error
 from engine.core.project import Project
-from engine.data.contract import quote
 from engine.data.features import FeatureSpec, split_sql
-from engine.data.labels import LATEST_LABELS, label_sql_type
+from engine.data.labels import LATEST_LABELS, label_type_sql
 from storage.catalog import utcnow
 from storage.errors import StorageError
+from storage.sql import quote_ident, quote_literal, sql_list
 
 HOLDOUT = "__holdout"
 
@@ -70,10 +72,6 @@ def _snapshot_paths(project: Project, batches: list[dict[str, Any]]) -> list[str
         raise as_mldeck_error(exc) from exc
 
 
-def _sql_list(paths: list[str]) -> str:
-    return "[" + ", ".join(f"'{p}'" for p in paths) + "]"
-
-
 def _batches_labelled_later(project: Project, batches: list[dict[str, Any]]) -> set[int]:
     """Of these unlabelled batches, those with at least one id in the labels table."""
     id_column = project.config.id_column
@@ -84,9 +82,9 @@ def _batches_labelled_later(project: Project, batches: list[dict[str, Any]]) -> 
     paths = _snapshot_paths(project, batches)
     batch_of = {path: int(b["batch_id"]) for path, b in zip(paths, batches, strict=True)}
     found = project.catalog.rows(
-        f"SELECT DISTINCT s.filename FROM read_parquet({_sql_list(paths)}, "
+        f"SELECT DISTINCT s.filename FROM read_parquet({sql_list(paths)}, "
         f"union_by_name = true, filename = true) s JOIN ({LATEST_LABELS}) l "
-        f"ON CAST(s.{quote(id_column)} AS VARCHAR) = l.row_id"
+        f"ON CAST(s.{quote_ident(id_column)} AS VARCHAR) = l.row_id"
     )
     return {batch_of[str(r["filename"])] for r in found}
 
@@ -96,17 +94,17 @@ def _labelled_snapshot(project: Project, batches: list[dict[str, Any]]) -> str:
     config = project.config
     assert config.target is not None and config.id_column is not None
     label = "l.label"
-    sql_type = label_sql_type(project)
-    if sql_type is not None:
-        label = f"CAST(l.label AS {sql_type})"
-    ident = quote(config.id_column)
+    type_sql = label_type_sql(project)
+    if type_sql is not None:
+        label = f"CAST(l.label AS {type_sql})"
+    ident = quote_ident(config.id_column)
     with project.objects.staging_path(".parquet") as staged:
         try:
             project.catalog.execute(
-                f"COPY (SELECT s.*, {label} AS {quote(config.target)} "
-                f"FROM read_parquet({_sql_list(_snapshot_paths(project, batches))}, union_by_name = true) s "
+                f"COPY (SELECT s.*, {label} AS {quote_ident(config.target)} "
+                f"FROM read_parquet({sql_list(_snapshot_paths(project, batches))}, union_by_name = true) s "
                 f"JOIN ({LATEST_LABELS}) l ON CAST(s.{ident} AS VARCHAR) = l.row_id "
-                f"ORDER BY s.{ident}) TO '{staged}' (FORMAT parquet, COMPRESSION snappy)"
+                f"ORDER BY s.{ident}) TO {quote_literal(staged)} (FORMAT parquet, COMPRESSION snappy)"
             )
         except duckdb.Error as exc:
             raise TrainingError(f"cannot join the batches with their labels: {exc}") from exc
@@ -128,15 +126,18 @@ def load_dataset(
         raise as_mldeck_error(exc) from exc
     columns = list(spec.columns)
     keep = ([config.id_column] if config.id_column else []) + columns + [config.target]
-    select = ", ".join(quote(c) for c in keep)
-    where = f"{quote(config.target)} IS NOT NULL"
-    split = split_sql(config, columns + [config.target])
-    file_list = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
+    select_sql = ", ".join(quote_ident(c) for c in keep)
+    holdout_sql = split_sql(config, columns + [config.target])
+    source_sql = f"read_parquet({sql_list(paths)}, union_by_name = true)"
     con = duckdb.connect()
     try:
+        present = [
+            str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {source_sql}").fetchall()
+        ]
+        _check_columns(config, keep, present)
         frame = con.sql(
-            f"SELECT {select}, {split} AS {HOLDOUT} FROM read_parquet({file_list}, union_by_name = true) "
-            f"WHERE {where}"
+            f"SELECT {select_sql}, {holdout_sql} AS {quote_ident(HOLDOUT)} FROM {source_sql}"
+            f" WHERE {quote_ident(config.target)} IS NOT NULL"
         ).pl()
     except duckdb.Error as exc:
         raise TrainingError(f"cannot read the training snapshots: {exc}") from exc
@@ -155,6 +156,26 @@ def load_dataset(
         "split": split_spec,
     }
     return frame, meta
+
+
+def _check_columns(config: Config, wanted: list[str], present: list[str]) -> None:
+    """One line naming the first wanted column no training snapshot has, and its config key."""
+    missing = [c for c in wanted if c not in present]
+    if not missing:
+        return
+    name = missing[0]
+    if name == config.target:
+        where = f"[data] target = {name!r}"
+    elif name == config.id_column:
+        where = f"[data] id = {name!r}"
+    else:
+        where = f"[contract.columns] {name!r}"
+    close = difflib.get_close_matches(name, present, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(
+        f"{config.path.name}: {where}: no training batch has this column{hint} "
+        f"(their columns: {', '.join(repr(c) for c in present)})"
+    )
 
 
 def split_frame(

@@ -6,6 +6,12 @@ recorded as a duplicate. A readable batch is validated against the contract
 (stage 2) and stored as an immutable Parquet snapshot in the object store. A
 batch that fails hard is copied byte for byte into `.mldeck/quarantine/` with
 every reason. Source files are only ever read.
+
+Only regular files are read (engine.data.arrivals): a FIFO, socket or device, or a
+link from a watched folder out of the project, is *refused* with one line and
+an audit entry, never opened. The quarantine copy gets a short, safe name (the
+original name stays in the catalog and the reason file), so no file name, up
+to the file system's limit, can make the copy fail.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import csv
 import gzip
 import json
 import os
+import re
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -27,11 +34,13 @@ from engine.core.config import write_inferred
 from engine.core.errors import InputFileError
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.core.project import CONFIG_NAME, Project
-from engine.data.contract import SQL_TYPES, Issue, infer_contract, quote, validate_batch
+from engine.data.arrivals import display_name, open_regular, refusal, utf8_text
+from engine.data.contract import SQL_TYPES, Issue, infer_contract, validate_batch
 from engine.records.stage_runs import stage_run
 from storage.audit import append_entry
 from storage.catalog import Catalog, utcnow
 from storage.objects import sha256_file
+from storage.sql import quote_ident, quote_literal
 
 SNIFF_BYTES = 64 * 1024
 _scratch = threading.local()
@@ -42,7 +51,8 @@ DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".tsv", ".txt")
 class IngestResult:
     path: Path
     status: str
-    """accepted | warned | quarantined | duplicate | skipped (this path and content seen before)."""
+    """accepted | warned | quarantined | duplicate | skipped (this path and content seen before)
+    | refused (not a regular file, or a link out of the project: never read, `content_hash` "")."""
     content_hash: str
     batch_id: int | None = None
     rows: int | None = None
@@ -62,12 +72,18 @@ def is_candidate_file(path: Path) -> bool:
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files given directly, plus the candidate files of given folders, in name order."""
+    """Files given directly, plus the candidate files of given folders, in name order.
+
+    A folder's FIFOs, sockets, devices and links are listed too (ingest refuses
+    or follows them, saying why); its sub-folders are not.
+    """
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(p for p in sorted(path.iterdir()) if p.is_file() and is_candidate_file(p))
-        elif path.exists():
+            files.extend(
+                p for p in sorted(path.iterdir()) if is_candidate_file(p) and not p.is_dir()
+            )
+        elif os.path.lexists(path):
             files.append(path)
         else:
             raise InputFileError(f"{path}: no such file or folder")
@@ -76,7 +92,7 @@ def expand_paths(paths: list[Path]) -> list[Path]:
 
 def sniff(path: Path) -> str:
     """The file's format (csv, csv.gz, parquet); raises InputFileError for non-tables."""
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         head = handle.read(SNIFF_BYTES)
     if not head:
         raise InputFileError(f"{path.name}: empty file (0 bytes)")
@@ -206,17 +222,40 @@ def audit_quarantine(
     )
 
 
+QUARANTINE_STEM_CHARS = 60
+"""How much of the original name (made safe) a quarantine copy's name keeps."""
+
+
+def quarantine_name(name: str, digest: str) -> str:
+    """A quarantine copy's file name: the content hash, then a safe, short form of the name.
+
+    Any original name (spaces, quotes, other scripts, up to the file system's
+    255 bytes) gives at most ~85 ASCII bytes, so the copy, its `.reason.txt`
+    and their temp names always fit. The data suffix is kept.
+    """
+    lower = name.lower()
+    suffix = next((s for s in DATA_SUFFIXES if lower.endswith(s)), "")
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:QUARANTINE_STEM_CHARS]
+    return f"{digest[:12]}-{safe or 'file'}{suffix.lower()}"
+
+
 def quarantine_file(project: Project, path: Path, digest: str, issues: list[Issue]) -> Path:
     """Copy the file byte for byte into the quarantine, with a reason file beside it."""
     folder = project.quarantine_dir
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{digest[:12]}-{path.name}"
+    target = folder / quarantine_name(path.name, digest)
     temp = folder / f".{target.name}.tmp"
-    shutil.copyfile(path, temp)
+    with open_regular(path) as source, open(temp, "wb") as copy:
+        shutil.copyfileobj(source, copy)
     os.replace(temp, target)
-    reasons = "\n".join(f"- {i.message}" for i in issues)
+    reasons = "\n".join(f"- {display_name(i.message)}" for i in issues)
     reason_file = target.with_name(target.name + ".reason.txt")
-    temp.write_text(f"source: {path}\nsha256: {digest}\nrejected at: {utcnow()}Z\n{reasons}\n")
+    temp.write_text(
+        f"source: {display_name(str(path))}\nname: {display_name(path.name)}\nsha256: {digest}\n"
+        f"rejected at: {utcnow()}Z\n{reasons}\n",
+        encoding="utf-8",
+    )
     os.replace(temp, reason_file)
     return target
 
@@ -241,7 +280,11 @@ def load_and_hash(
     Returns:
         (sha256, format, the load error or None): an unreadable file is still hashed,
         so it can be quarantined and recognised when it comes again.
+
+    Raises:
+        InputFileError: not a regular file (checked without blocking, before hashing).
     """
+    open_regular(source).close()
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashing = pool.submit(sha256_file, source)
         fmt, load_error = load_file(con, source)
@@ -327,6 +370,9 @@ def batch_columns(con: duckdb.DuckDBPyConnection) -> list[dict[str, str]]:
 
 def ingest_file(project: Project, path: Path, events: EventSink = ignore_events) -> IngestResult:
     """Ingest and validate one data file (stages 1 and 2)."""
+    refused = refuse_unreadable(project, path, events)
+    if refused is not None:
+        return refused
     source = path.resolve()
     catalog = project.catalog
     events(StageStarted("ingest", path.name))
@@ -480,12 +526,14 @@ def store_snapshot(project: Project, con: duckdb.DuckDBPyConnection) -> str:
     exprs = []
     for name, duckdb_type in present:
         col = contract.columns.get(name) if contract else None
-        q = quote(name)
-        wanted = SQL_TYPES[col.type] if col else duckdb_type
-        exprs.append(q if wanted == duckdb_type else f"CAST({q} AS {wanted}) AS {q}")
+        q = quote_ident(name)
+        if col is None or SQL_TYPES[col.type] == duckdb_type:
+            exprs.append(q)
+        else:
+            exprs.append(f"CAST({q} AS {SQL_TYPES[col.type]}) AS {q}")
     with project.objects.staging_path(".parquet") as staged:
         con.execute(
-            f"COPY (SELECT {', '.join(exprs)} FROM batch) TO '{staged}' "
+            f"COPY (SELECT {', '.join(exprs)} FROM batch) TO {quote_literal(staged)} "
             "(FORMAT parquet, COMPRESSION snappy)"
         )
         return project.objects.adopt(staged)
@@ -553,7 +601,7 @@ def _record_duplicate(
 def ingest_result_dict(project: Project, result: IngestResult) -> dict[str, Any]:
     """An ingest answer as JSON data (what `mldeck ingest --json` prints per file)."""
     return {
-        "path": str(result.path),
+        "path": utf8_text(str(result.path)),
         "kind": "labels" if is_labels_file(project, result.path) else "data",
         "status": result.status,
         "sha256": result.content_hash,
@@ -568,8 +616,49 @@ def ingest_result_dict(project: Project, result: IngestResult) -> dict[str, Any]
     }
 
 
+def refuse_unreadable(
+    project: Project, path: Path, events: EventSink = ignore_events
+) -> IngestResult | None:
+    """A `refused` result (and its audit entry) for a file that must not be read, else None.
+
+    The audit entry is written once per file and reason, so a FIFO left in a
+    watched folder is not logged again at every start.
+    """
+    path = Path(os.path.abspath(path))
+    reason = refusal(
+        path,
+        project_root=project.root,
+        state_dir=project.state_dir,
+        watched=[project.incoming_dir, project.labels_dir],
+        follow_symlinks=project.config.watch.follow_symlinks,
+    )
+    if reason is None:
+        return None
+    source = display_name(str(path))
+    logged = project.catalog.scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'refuse' AND reason = ?"
+        " AND json_extract_string(details_json, '$.source') = ?",
+        [reason, source],
+    )
+    if not logged:
+        append_entry(
+            project.catalog,
+            actor="mldeck",
+            action="refuse",
+            reason=reason,
+            details={"source": source},
+        )
+    name = display_name(path.name)
+    events(StageStarted("ingest", name))
+    events(StageFinished("ingest", name, "refused", reason))
+    return IngestResult(path, "refused", "", issues=[Issue("error", None, "refused", reason)])
+
+
 def ingest_dropped(project: Project, path: Path, events: EventSink = ignore_events) -> IngestResult:
     """Ingest a file by where it lies: under the labels folder as labels, otherwise as data."""
+    refused = refuse_unreadable(project, path, events)
+    if refused is not None:
+        return refused
     if is_labels_file(project, path):
         from engine.data.labels import ingest_labels_file  # it builds on this module
 

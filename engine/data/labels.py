@@ -23,7 +23,7 @@ import duckdb
 
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.core.project import Project
-from engine.data.contract import SQL_TYPES, Issue, batch_schema, quote
+from engine.data.contract import SQL_TYPES, Issue, batch_schema
 from engine.data.ingest import (
     IngestResult,
     audit_quarantine,
@@ -37,6 +37,7 @@ from engine.data.ingest import (
 from engine.records.registry import CHAMPION, alias_version
 from engine.records.stage_runs import stage_run
 from storage.catalog import utcnow
+from storage.sql import quote_ident
 
 LATEST_LABELS = "SELECT row_id, arg_max(label, batch_id) AS label FROM labels GROUP BY row_id"
 """One label per id: a later labels file corrects an earlier one."""
@@ -90,7 +91,7 @@ def _check(
         if name not in (id_col, label_col, config.id_column):
             issues.append(Issue("warning", name, "extra_column", f"column {name!r} is not used"))
     if id_col is not None:
-        q = quote(id_col)
+        q = quote_ident(id_col)
         nulls, dupes, example = con.execute(
             f"SELECT count(*) FILTER (WHERE {q} IS NULL), count({q}) - count(DISTINCT {q}),"
             f" (SELECT any_value(CAST({q} AS VARCHAR)) FROM (SELECT {q} FROM batch"
@@ -108,7 +109,7 @@ def _check(
                 )
             )
     if label_col is not None:
-        q = quote(label_col)
+        q = quote_ident(label_col)
         nulls = con.execute(f"SELECT count(*) FROM batch WHERE {q} IS NULL").fetchone()[0]  # type: ignore[index]
         if nulls:
             issues.append(Issue("error", label_col, "null_label", f"{nulls} rows have no label"))
@@ -133,7 +134,7 @@ def _check(
     return issues, id_col, label_col
 
 
-def label_sql_type(project: Project) -> str | None:
+def label_type_sql(project: Project) -> str | None:
     """The SQL type labels are cast to (stored as text): the target's contract type."""
     label_type = _label_type(project)
     return None if label_type is None else SQL_TYPES[label_type]
@@ -162,7 +163,7 @@ def _unknown_classes(
     if row is None or row["task"] != "classification" or not row["classes_json"]:
         return []
     known = {label_text(c) for c in json.loads(row["classes_json"])}
-    q = quote(label_col)
+    q = quote_ident(label_col)
     found = [
         str(r[0])
         for r in con.execute(
@@ -255,12 +256,12 @@ def ingest_labels_file(
 def _store_labels(
     project: Project, con: duckdb.DuckDBPyConnection, batch_id: int, id_col: str, label_col: str
 ) -> None:
-    sql_type = label_sql_type(project)
-    label = quote(label_col)
-    if sql_type is not None:
-        label = f"CAST({label} AS {sql_type})"
+    type_sql = label_type_sql(project)
+    label = quote_ident(label_col)
+    if type_sql is not None:
+        label = f"CAST({label} AS {type_sql})"
     table = con.sql(
-        f"SELECT CAST({quote(id_col)} AS VARCHAR) AS row_id, CAST({label} AS VARCHAR) AS label"
+        f"SELECT CAST({quote_ident(id_col)} AS VARCHAR) AS row_id, CAST({label} AS VARCHAR) AS label"
         " FROM batch"
     ).to_arrow_table()
     conn = project.catalog.conn

@@ -25,7 +25,6 @@ from typing import Any
 
 from engine.core.events import EventSink, ignore_events
 from engine.core.project import Project
-from engine.data.contract import sql_literal
 from engine.monitoring.monitor import (
     DriftWindow,
     drift_verdict,
@@ -34,6 +33,7 @@ from engine.monitoring.monitor import (
 )
 from engine.records.registry import CHAMPION, alias_version, get_version
 from storage.catalog import utcnow
+from storage.sql import quote_ident, quote_literal
 
 
 @dataclass
@@ -73,11 +73,11 @@ def log_window_frame(project: Project, version: int, start: datetime, end: datet
         name: "DOUBLE" if col.kind == NUMERIC else "VARCHAR"
         for name, col in profile.columns.items()
     }
-    columns = ", ".join(f'j."{name.replace(chr(34), chr(34) * 2)}"' for name in profile.columns)
+    columns_sql = ", ".join(f"j.{quote_ident(name)}" for name in profile.columns)
     # The structure is a literal: json_transform needs it constant to type its result.
     relation = project.catalog.conn.sql(
-        f"SELECT {columns}, p AS {PREDICTION} FROM (SELECT json_transform(inputs_json,"
-        f" {sql_literal(json.dumps(shape))}) AS j, {_prediction_sql(row['task'], classes)} AS p"
+        f"SELECT {columns_sql}, p AS {quote_ident(PREDICTION)} FROM (SELECT json_transform("
+        f"inputs_json, {quote_literal(json.dumps(shape))}) AS j, {_prediction_sql(row['task'], classes)} AS p"
         " FROM predictions WHERE NOT shadow AND model_version = $v AND served_at >= $start"
         " AND served_at < $end) AS logged",
         params={"v": version, "start": start, "end": end},
@@ -100,7 +100,8 @@ def serving_stats(
     assert served is not None
     errors = int(
         catalog.scalar(
-            "SELECT count(*) FROM serving_errors WHERE served_at >= ? AND served_at < ?",
+            "SELECT coalesce(sum(requests), 0) FROM serving_errors"
+            " WHERE served_at >= ? AND served_at < ?",
             [start, end],
         )
     )

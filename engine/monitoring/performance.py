@@ -29,6 +29,7 @@ from engine.core.project import Project
 from engine.data.labels import LATEST_LABELS
 from engine.records.registry import version_metrics
 from storage.catalog import utcnow
+from storage.sql import quote_literal
 
 if TYPE_CHECKING:
     import numpy as np
@@ -276,7 +277,7 @@ def _log_rows_sql(id_column: str) -> str:
     path = _json_path(id_column)
     return (
         "SELECT CAST(served_at AS DATE) AS day, served_at, model_version,"
-        f" json_extract_string(inputs_json, '{path}') AS row_id,"
+        f" json_extract_string(inputs_json, {quote_literal(path)}) AS row_id,"
         " json_extract_string(output_json, '$.label') AS predicted,"
         " CAST(json_extract(output_json, '$.probabilities') AS DOUBLE[]) AS probabilities,"
         " CAST(json_extract(output_json, '$.prediction') AS DOUBLE) AS score"

@@ -31,6 +31,7 @@ from engine.core.events import EventSink, ignore_events
 from engine.core.onnx_tools import make_session, run_model
 from engine.core.project import Project
 from engine.data.dataset import Dataset, dataset_hash_of, load_dataset, split_frame
+from engine.data.dataset_snapshots import snapshot_of_batches
 from engine.data.features import FeatureSpec, onnx_feed
 from engine.records.provenance import version_provenance
 from engine.records.registry import get_version, library_versions, version_metrics
@@ -113,14 +114,17 @@ def _rebuild_inputs(
         return None
     batch_ids = [int(b) for b in json.loads(dataset_row["batch_ids_json"])]
     hashes = [str(h) for h in json.loads(dataset_row["snapshot_hashes_json"])]
-    names = {
-        int(b["batch_id"]): b["source_name"]
-        for b in catalog.rows(
-            "SELECT batch_id, source_name FROM batches WHERE list_contains(?, batch_id)",
-            [batch_ids],
-        )
-    }
-    for batch_id, digest in zip(batch_ids, hashes, strict=True):
+    batches = catalog.rows(
+        "SELECT batch_id, source_name, snapshot_hash FROM batches WHERE list_contains(?, batch_id)",
+        [batch_ids],
+    )
+    names = {int(b["batch_id"]): b["source_name"] for b in batches}
+    own = {int(b["batch_id"]): b["snapshot_hash"] for b in batches}
+    checked: set[str] = set()
+    for batch_id, digest in snapshot_of_batches(batch_ids, hashes, own):
+        if digest in checked:  # one joined snapshot holds several batches
+            continue
+        checked.add(digest)
         try:
             project.objects.verified_path(digest)
         except StorageError as exc:
@@ -253,7 +257,7 @@ def reproduce_version(
     """Retrain `version` from its recorded inputs, compare, and record the check.
 
     Args:
-        trainer: see `engine.pipeline.training_run`.
+        trainer: see `engine.pipeline.training_run.train`.
 
     Raises:
         NotFoundError: no such version.

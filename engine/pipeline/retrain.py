@@ -25,9 +25,10 @@ from engine.core.errors import MldeckError, NotFoundError, RegistryError
 from engine.core.events import EventSink, RetrainProposed, ignore_events
 from engine.core.jsonable import jsonable
 from engine.core.project import Project
-from engine.records.registry import CHALLENGER, CHAMPION, alias_version, promote
+from engine.records.registry import CHALLENGER, CHAMPION, alias_version
 from storage.audit import append_entry
 from storage.catalog import utcnow
+from storage.sql import quote_literal
 
 if TYPE_CHECKING:
     from engine.models.training import Trainer
@@ -50,7 +51,7 @@ def propose(
     Args:
         trigger: what fired: schedule | alert | labels | person.
         evidence: why, as JSON-ready data (shown with the proposal).
-        trainer: see `engine.pipeline.training_run`.
+        trainer: see `engine.pipeline.training_run.train`.
 
     Returns:
         What happened: `{"policy", "trigger", "action": "proposed" | "pending" |
@@ -118,8 +119,15 @@ def run_retrain(
     before = alias_version(catalog, CHAMPION)
     details = {"trigger": trigger, "evidence": jsonable(evidence or {})}
     append_entry(catalog, actor=actor, action="retrain_started", reason=reason, details=details)
+    auto = project.config.retrain.policy == "auto"
     try:
-        result = train(project, events=on_event, actor=actor, trainer=trainer)
+        result = train(
+            project,
+            events=on_event,
+            actor=actor,
+            trainer=trainer,
+            promote_challenger=f"retrain ({reason})" if auto else None,
+        )
     except MldeckError as exc:
         append_entry(
             catalog,
@@ -132,14 +140,7 @@ def run_retrain(
     promoted = None
     # Under `auto` the engine promotes; otherwise the new best is the challenger and a
     # person promotes it (mldeck promote, or `p` in the UI).
-    if result.challenger is not None and project.config.retrain.policy == "auto":
-        promote(
-            catalog,
-            result.challenger,
-            actor=actor,
-            reason=f"retrain ({reason}): passed its gates and beats v{before} on "
-            f"{result.primary_metric} on the same holdout",
-        )
+    if result.challenger is not None and auto:  # promoted with its registration
         promoted = result.challenger
     elif result.champion != before:  # the project's first champion, promoted by train
         promoted = result.champion
@@ -170,10 +171,10 @@ def run_retrain(
 
 def list_proposals(project: Project, status: str | None = None) -> list[dict[str, Any]]:
     """Retrain proposals, newest first (only `status` ones when given)."""
-    where, params = ("WHERE status = ?", [status]) if status else ("", [])
+    where_sql, params = ("WHERE status = ?", [status]) if status else ("", [])
     rows = project.catalog.rows(
         "SELECT proposal_id, created_at, trigger, evidence_json, status, decided_at, decided_by,"
-        f" decision_reason FROM retrain_proposals {where} ORDER BY proposal_id DESC",
+        f" decision_reason FROM retrain_proposals {where_sql} ORDER BY proposal_id DESC",
         params,
     )
     for row in rows:
@@ -316,7 +317,7 @@ def alert_due(project: Project, last_fired: datetime | None = None) -> dict[str,
     since = _since(project, "alert", last_fired)
     if since is None:
         return None
-    rules = ", ".join(f"'{r}'" for r in RETRAIN_ALERT_RULES)
+    rules = ", ".join(quote_literal(r) for r in RETRAIN_ALERT_RULES)
     alerts = project.catalog.rows(
         "SELECT alert_id, raised_at, rule, model_version, window_ref, message FROM alerts"
         f" WHERE severity = 'alert' AND rule IN ({rules}) AND raised_at > ? ORDER BY alert_id",

@@ -21,9 +21,15 @@ from engine.core.events import EventSink, StageFinished, StageStarted, ignore_ev
 from engine.core.project import Project
 from engine.data.dataset import Dataset, prepare_dataset
 from engine.data.features import FeatureSpec, feature_spec
-from engine.models.evaluate import apply_gates, better, classification_metrics, regression_metrics
+from engine.models.evaluate import (
+    GateResult,
+    apply_gates,
+    better,
+    classification_metrics,
+    regression_metrics,
+)
 from engine.models.scoring import score_version
-from engine.models.training import Trainer, train_candidate
+from engine.models.training import TrainedModel, Trainer, train_candidate
 from engine.monitoring.monitor import record_reference_profile
 from engine.records.provenance import record_provenance
 from engine.records.registry import (
@@ -35,7 +41,7 @@ from engine.records.registry import (
     set_challenger,
 )
 from engine.records.stage_runs import stage_run
-from storage.catalog import utcnow
+from storage.catalog import Catalog, utcnow
 
 
 @dataclass
@@ -81,10 +87,14 @@ def train(
     actor: str = "mldeck",
     only: list[str] | None = None,
     trainer: Trainer | None = None,
+    promote_challenger: str | None = None,
 ) -> TrainResult:
     """Prepare the dataset, then train, evaluate and register each configured candidate.
 
     Args:
+        promote_challenger: set by a retrain under the `auto` policy: the run's challenger
+            is promoted in the run's registration transaction, with this as the reason's
+            head (a crash never leaves an automatic retrain registered but unpromoted).
         trainer: what fits and exports a candidate: None for `train_candidate` in this
             process; an engine service passes its child process (`engine.service.training_worker`).
     """
@@ -131,7 +141,7 @@ def train(
         except MldeckError as exc:
             events(StageFinished("evaluate", f"champion v{champion}", "failed", exc.msg))
 
-    outcomes = [
+    trained_runs = [
         _train_one(
             project,
             candidate,
@@ -139,36 +149,49 @@ def train(
             feature_spec(config, candidate.kind),
             champion,
             champion_metrics,
-            config_hash,
             events,
             trainer or train_candidate,
         )
         for candidate in candidates
     ]
-    registered = [o for o in outcomes if o.status == "registered" and o.promotable]
-    best = None
-    for outcome in registered:
-        if best is None or better(primary, outcome.metrics.get(primary), best.metrics.get(primary)):
-            best = outcome
-    challenger = None
-    if best is not None and best.version is not None:
-        if champion is None:
-            promote(
-                catalog,
-                best.version,
-                actor=actor,
-                reason=f"first promotable version (best {primary} of its training run)",
+    outcomes = [candidate_run.outcome for candidate_run in trained_runs]
+    for candidate_run in trained_runs:
+        if candidate_run.trained is not None:
+            events(StageStarted("register", candidate_run.outcome.name))
+    challenger = _register_run(
+        project,
+        trained_runs,
+        dataset,
+        primary,
+        (champion, champion_metrics),
+        config_hash,
+        actor,
+        promote_challenger,
+    )
+    for candidate_run in trained_runs:
+        if candidate_run.outcome.version is None or candidate_run.trained is None:
+            continue
+        # Stage 8's reference profile (holdout rows + the holdout output already computed);
+        # a failure is recorded as a failed "profile" stage run, the version stays registered.
+        record_reference_profile(
+            project,
+            candidate_run.outcome.version,
+            dataset.holdout,
+            candidate_run.spec,
+            candidate_run.trained.holdout_output,
+            task=dataset.task,
+            classes=dataset.classes,
+            dataset_id=dataset.dataset_id,
+            events=events,
+        )
+        events(
+            StageFinished(
+                "register",
+                candidate_run.outcome.name,
+                "succeeded",
+                f"version {candidate_run.outcome.version}",
             )
-        elif champion_metrics is None or better(
-            primary, best.metrics.get(primary), champion_metrics.get(primary)
-        ):
-            set_challenger(
-                catalog,
-                best.version,
-                actor=actor,
-                reason=f"best {primary} of its training run, beats champion v{champion}",
-            )
-            challenger = best.version
+        )
     if not any(o.status == "registered" for o in outcomes):
         errors = "; ".join(f"{o.name}: {o.error}" for o in outcomes)
         raise TrainingError(f"every candidate failed: {errors}")
@@ -186,6 +209,20 @@ def train(
     )
 
 
+@dataclass
+class TrainedRun:
+    """One candidate of a training run, trained and evaluated, not yet registered."""
+
+    outcome: CandidateOutcome
+    spec: FeatureSpec
+    trained: TrainedModel | None = None
+    gates: GateResult | None = None
+    stage_run_id: int | None = None
+    started_at: Any = None
+    onnx_hash: str = ""
+    native_hash: str = ""
+
+
 def _train_one(
     project: Project,
     candidate: Candidate,
@@ -193,10 +230,11 @@ def _train_one(
     spec: FeatureSpec,
     champion: int | None,
     champion_metrics: dict[str, float | None] | None,
-    config_hash: str,
     events: EventSink,
     trainer: Trainer,
-) -> CandidateOutcome:
+) -> TrainedRun:
+    """Train, evaluate and store one candidate's bytes; the catalog learns of it in
+    `_register_run`, with the rest of its run."""
     config = project.config
     catalog = project.catalog
     catalog.execute(
@@ -205,19 +243,16 @@ def _train_one(
     )
     seed = config.training_seed
     outcome = CandidateOutcome(name=candidate.name, kind=candidate.kind, status="failed")
-    started_at = utcnow()
+    result = TrainedRun(outcome=outcome, spec=spec, started_at=utcnow())
     started = time.perf_counter()
     events(StageStarted("train", candidate.name))
-    feature_hash = spec.hash
-    stage_run_id = None
-    training_run_id = None
     try:
         with stage_run(
             catalog,
             "train",
             {"candidate": candidate.name, "kind": candidate.kind, "dataset_id": dataset.dataset_id},
         ) as run:
-            stage_run_id = run.run_id
+            result.stage_run_id = run.run_id
             trained = trainer(candidate, dataset, spec, seed, events)
             run.outputs = {
                 "device": trained.device,
@@ -225,20 +260,6 @@ def _train_one(
                 "parity": trained.parity_max_abs_diff,
                 "pid": trained.pid,
             }
-        training_run_id = _record_training_run(
-            project,
-            stage_run_id,
-            dataset,
-            feature_hash,
-            candidate,
-            trained.params,
-            seed,
-            trained.device,
-            "succeeded",
-            None,
-            started_at,
-            time.perf_counter() - started,
-        )
         events(StageStarted("evaluate", candidate.name))
         with stage_run(catalog, "evaluate", {"candidate": candidate.name}) as run:
             metrics = holdout_metrics(dataset, trained.holdout_output)
@@ -246,72 +267,146 @@ def _train_one(
                 config.evaluation, dataset.task, metrics, champion, champion_metrics
             )
             run.outputs = {"metrics": metrics, "promotable": gates.promotable}
-        events(StageStarted("register", candidate.name))
-        with stage_run(catalog, "register", {"candidate": candidate.name}) as run:
-            onnx_hash = project.objects.put_bytes(trained.onnx_bytes)
-            native_hash = project.objects.put_bytes(trained.native_bytes)
-            with catalog.transaction():
-                version = register_version(
-                    catalog,
-                    trained=trained,
-                    training_run_id=training_run_id,
-                    dataset_id=dataset.dataset_id,
-                    feature_hash=feature_hash,
-                    task=dataset.task,
-                    target=dataset.target,
-                    classes=dataset.classes,
-                    seed=seed,
-                    onnx_hash=onnx_hash,
-                    native_hash=native_hash,
-                    metrics=metrics,
-                    gates=gates,
-                )
-                record_provenance(catalog, version, config_hash=config_hash, root=project.root)
-            run.outputs = {"version": version, "onnx": onnx_hash}
+        # Content-addressed: a run cut short leaves unreferenced objects, never a version.
+        result.onnx_hash = project.objects.put_bytes(trained.onnx_bytes)
+        result.native_hash = project.objects.put_bytes(trained.native_bytes)
     except EngineStopping:  # not the candidate's failure: the whole job runs again
         raise
     except Exception as exc:  # one candidate's failure must not stop the others
         message = exc.msg if isinstance(exc, MldeckError) else f"{type(exc).__name__}: {exc}"
         outcome.error = message
-        if stage_run_id is not None and training_run_id is None:
+        if result.stage_run_id is not None:
             _record_training_run(
                 project,
-                stage_run_id,
+                result.stage_run_id,
                 dataset,
-                feature_hash,
+                spec.hash,
                 candidate,
                 candidate.params,
                 seed,
                 "cpu",
                 "failed",
                 message,
-                started_at,
+                result.started_at,
                 time.perf_counter() - started,
             )
         events(StageFinished("train", candidate.name, "failed", message))
-        return outcome
-    # Stage 8's reference profile (holdout rows + the holdout output already computed);
-    # a failure is recorded as a failed "profile" stage run, the version stays registered.
-    record_reference_profile(
-        project,
-        version,
-        dataset.holdout,
-        spec,
-        trained.holdout_output,
-        task=dataset.task,
-        classes=dataset.classes,
-        dataset_id=dataset.dataset_id,
-        events=events,
-    )
-    outcome.status = "registered"
-    outcome.version = version
+        return result
+    result.trained, result.gates = trained, gates
     outcome.metrics = metrics
     outcome.promotable = gates.promotable
     outcome.device = trained.device
     outcome.parity = trained.parity_max_abs_diff
     outcome.duration_s = time.perf_counter() - started
-    events(StageFinished("register", candidate.name, "succeeded", f"version {version}"))
-    return outcome
+    return result
+
+
+def _register_run(
+    project: Project,
+    runs: list[TrainedRun],
+    dataset: Dataset,
+    primary: str,
+    champion_before: tuple[int | None, dict[str, float | None] | None],
+    config_hash: str,
+    actor: str,
+    promote_challenger: str | None,
+) -> int | None:
+    """Register every trained candidate of a run, and move the aliases, in one transaction:
+    a run cut short (kill -9, power loss) leaves no version at all. Returns the challenger."""
+    catalog = project.catalog
+    done = [r for r in runs if r.trained is not None and r.gates is not None]
+    if not done:
+        return None
+    challenger = None
+    with stage_run(catalog, "register", {"candidates": [r.outcome.name for r in done]}) as stage:
+        with catalog.transaction():
+            for run in done:
+                assert run.trained is not None and run.gates is not None
+                training_run_id = _record_training_run(
+                    project,
+                    run.stage_run_id,
+                    dataset,
+                    run.spec.hash,
+                    run.trained.candidate,
+                    run.trained.params,
+                    project.config.training_seed,
+                    run.trained.device,
+                    "succeeded",
+                    None,
+                    run.started_at,
+                    run.outcome.duration_s,
+                )
+                version = register_version(
+                    catalog,
+                    trained=run.trained,
+                    training_run_id=training_run_id,
+                    dataset_id=dataset.dataset_id,
+                    feature_hash=run.spec.hash,
+                    task=dataset.task,
+                    target=dataset.target,
+                    classes=dataset.classes,
+                    seed=project.config.training_seed,
+                    onnx_hash=run.onnx_hash,
+                    native_hash=run.native_hash,
+                    metrics=run.outcome.metrics,
+                    gates=run.gates,
+                )
+                record_provenance(catalog, version, config_hash=config_hash, root=project.root)
+                run.outcome.version = version
+            champion, champion_metrics = champion_before
+            challenger = _move_aliases(
+                catalog, [r.outcome for r in done], primary, champion, champion_metrics, actor
+            )
+            if challenger is not None and promote_challenger is not None:
+                promote(
+                    catalog,
+                    challenger,
+                    actor=actor,
+                    reason=f"{promote_challenger}: passed its gates and beats v{champion} on "
+                    f"{primary} on the same holdout",
+                )
+        for run in done:  # only once the transaction committed
+            run.outcome.status = "registered"
+        stage.outputs = {"versions": [r.outcome.version for r in done]}
+    return challenger
+
+
+def _move_aliases(
+    catalog: Catalog,
+    outcomes: list[CandidateOutcome],
+    primary: str,
+    champion: int | None,
+    champion_metrics: dict[str, float | None] | None,
+    actor: str,
+) -> int | None:
+    """The run's best promotable version becomes champion (the first) or challenger."""
+    best = None
+    for outcome in outcomes:
+        if not outcome.promotable:
+            continue
+        if best is None or better(primary, outcome.metrics.get(primary), best.metrics.get(primary)):
+            best = outcome
+    if best is None or best.version is None:
+        return None
+    if champion is None:
+        promote(
+            catalog,
+            best.version,
+            actor=actor,
+            reason=f"first promotable version (best {primary} of its training run)",
+        )
+        return None
+    if champion_metrics is None or better(
+        primary, best.metrics.get(primary), champion_metrics.get(primary)
+    ):
+        set_challenger(
+            catalog,
+            best.version,
+            actor=actor,
+            reason=f"best {primary} of its training run, beats champion v{champion}",
+        )
+        return best.version
+    return None
 
 
 def _record_training_run(

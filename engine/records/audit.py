@@ -22,6 +22,7 @@ KNOWN_KINDS = (
     "set_challenger",
     "retrain",
     "quarantine",
+    "refuse",
     "alert",
     "reproduce",
 )

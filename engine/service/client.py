@@ -40,7 +40,7 @@ class LocalEngine(EngineClient):
 
     Args:
         hub: where the calls' events go; `events()` iterates over it.
-        trainer: what trains a candidate (see `engine.pipeline.training_run`): None trains in
+        trainer: what trains a candidate (see `engine.pipeline.training_run.train`): None trains in
             this process, which is what a one-shot command wants.
     """
 
@@ -312,9 +312,24 @@ class LocalEngine(EngineClient):
 class RemoteEngine(EngineClient):
     """Calls sent to the engine that owns the project."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, root: Path | None = None) -> None:
         self.url = url.rstrip("/")
         self.token = token
+        self.root = None if root is None else root.resolve()
+        """The project folder: the engine reads and writes only inside it, so files
+        outside it are staged there by this client (same user, same machine)."""
+
+    def _staging(self) -> Path | None:
+        if self.root is None:
+            return None
+        import tempfile
+
+        inbox = self.root / STATE_DIR / "inbox"
+        inbox.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=inbox))
+
+    def _outside(self, path: Path) -> bool:
+        return self.root is not None and not path.resolve().is_relative_to(self.root)
 
     def _request(
         self, path: str, payload: dict[str, Any] | None, timeout: float | None
@@ -375,6 +390,55 @@ class RemoteEngine(EngineClient):
         query = {key: _query_value(v) for key, v in values.items() if v is not None}
         return self._call(route + (f"?{urlencode(query)}" if query else ""), None)
 
+    def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
+        """Files outside the project are copied (same name) into .mldeck/inbox/ first
+        and answered under their own path."""
+        import shutil
+
+        sent: list[str] = []
+        originals: dict[str, str] = {}
+        staging: Path | None = None
+        for text in paths:
+            path = Path(text)
+            if path.is_file() and self._outside(path):
+                staging = staging or self._staging()
+                assert staging is not None
+                copy = staging / path.name
+                shutil.copyfile(path, copy)
+                originals[str(copy.resolve())] = str(path)
+                sent.append(str(copy.resolve()))
+            else:
+                sent.append(str(path.resolve()) if self.root is not None else text)
+        try:
+            answer: list[dict[str, Any]] = self._invoke("ingest", paths=sent)
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+        for item in answer:
+            item["path"] = originals.get(str(item.get("path")), item.get("path"))
+        return answer
+
+    def report(self, path: str) -> dict[str, Any]:
+        """A report outside the project is written inside it, then moved into place."""
+        import shutil
+
+        target = Path(path)
+        if not self._outside(target):
+            sent = str(target.resolve()) if self.root is not None else path
+            answer: dict[str, Any] = self._invoke("report", path=sent)
+            return answer
+        staging = self._staging()
+        assert staging is not None
+        try:
+            answer = self._invoke("report", path=str(staging / target.name))
+            written = Path(answer["path"])
+            if target.is_dir():
+                target = target / written.name
+            shutil.move(written, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return {**answer, "path": str(target.resolve())}
+
     def events(self) -> Iterator[Event]:
         """The engine's events as they happen (server-sent events), until it stops."""
         from engine.core.events import event_from_dict
@@ -403,4 +467,4 @@ def remote_engine(start: Path) -> RemoteEngine | None:
     owner = read_owner(state_dir)
     if owner is None:
         return None
-    return RemoteEngine(owner.url, project_token(state_dir))
+    return RemoteEngine(owner.url, project_token(state_dir), state_dir.parent)

@@ -19,6 +19,7 @@ import json
 import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from engine.core.errors import MldeckError, NotFoundError
@@ -35,9 +36,28 @@ class ControlError(Exception):
 
 
 class ControlApi:
-    def __init__(self, engine: EngineClient, token: str) -> None:
+    def __init__(self, engine: EngineClient, token: str, root: Path | None = None) -> None:
         self.engine = engine
         self.token = token
+        self.root = None if root is None else root.resolve()
+        """The project folder: the paths an operation takes (its `project_paths`) must
+        resolve inside it (None: not checked)."""
+
+    def _inside(self, text: str) -> str:
+        """A path from a request, resolved; 403 when it lies outside the project folder."""
+        if self.root is None:
+            return text
+        if "\x00" in text:
+            raise ControlError(400, "a path must not hold a NUL character")
+        path = (self.root / text).resolve()  # an absolute `text` replaces the root
+        if not path.is_relative_to(self.root):
+            raise ControlError(
+                403,
+                f"{text[:200]!r} is outside the project folder {self.root}: the control API "
+                "reads and writes only inside it",
+                "Outside the project",
+            )
+        return str(path)
 
     def handle(
         self, method: str, path: str, query: str, authorization: str | None, body: bytes
@@ -59,6 +79,13 @@ class ControlApi:
             else:
                 payload = self._payload(body)
                 kwargs = {arg.name: _from_body(arg, payload) for arg in op.args}
+            for name in op.project_paths:
+                value = kwargs[name]
+                kwargs[name] = (
+                    [self._inside(v) for v in value]
+                    if isinstance(value, list)
+                    else self._inside(value)
+                )
             return 200, getattr(self.engine, op.name)(**kwargs, **fixed)
         except ControlError as exc:
             return exc.status, {"error": exc.msg, "title": exc.title}
@@ -108,11 +135,14 @@ def _from_query(arg: Arg, query: dict[str, str]) -> Any:
     raw = query[arg.wire]
     if arg.kind == "int":
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
             raise ControlError(
                 400, f"the query parameter {arg.wire!r} must be an integer"
             ) from None
+        if not 0 <= value < 2**63:  # ids and limits; the catalog's integers are 64-bit
+            raise ControlError(400, f"the query parameter {arg.wire!r} must be from 0 to 2**63-1")
+        return value
     if arg.kind == "time":
         try:
             return datetime.fromisoformat(raw)

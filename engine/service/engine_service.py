@@ -14,7 +14,8 @@ one cursor each.
 On start the service recovers what a previous engine left unfinished: stage
 runs left `running` were marked interrupted when the catalog was opened; an
 interrupted ingest whose file is still there is ingested again (by content hash,
-so at most once), an interrupted drift check is run again, and journaled jobs
+so at most once), an interrupted drift check or live-performance update is run
+again, and journaled jobs
 (train, retrain, an accepted proposal's retrain) that did not finish run again.
 """
 
@@ -37,7 +38,7 @@ from engine.records.registry import CHAMPION, alias_version, champion_history
 from engine.service.client import LocalEngine
 from engine.service.control import ControlApi
 from engine.service.front import EngineFront
-from engine.service.jobs import Job, PipelineQueue
+from engine.service.jobs import JOURNALED_KINDS, Job, PipelineQueue
 from engine.service.operations import OPERATIONS, EngineClient
 from engine.service.training_worker import TrainingWorker
 from engine.views.status import project_status
@@ -93,10 +94,14 @@ class EngineService(EngineClient):
         self._serving_project = _cursor_project(project)
         self._journal = Catalog(project.catalog.conn.cursor(), project.catalog.path)
         self.queue = PipelineQueue(self._journal, self._run_job, self.hub.publish)
-        self.front = EngineFront(ControlApi(self, project_token(project.state_dir)), self.hub)
+        self.front = EngineFront(
+            ControlApi(self, project_token(project.state_dir), project.root), self.hub
+        )
         self.watcher: Watcher | None = None
         self._stop = threading.Event()
         self._scheduler: threading.Thread | None = None
+        self.schedule_ticks = 0
+        """Scheduler passes finished: a caller can wait for one instead of sleeping."""
 
     # ------------------------------------------------------------ life cycle
 
@@ -188,6 +193,7 @@ class EngineService(EngineClient):
                 "parts": list(self.parts),
                 "url": url,
                 "queue": self.queue.snapshot(),
+                "schedule_ticks": self.schedule_ticks,
             }
             return project_status(project, serving=serving, engine=engine)
 
@@ -195,6 +201,12 @@ class EngineService(EngineClient):
         with self._read_lock:
             self._reader.project.reload_config()
             return self._reader.drift(span, batch_id)
+
+    def doctor(self) -> dict[str, Any]:
+        from engine.views.doctor import check_project
+
+        with self._read_lock:
+            return check_project(self._reader.project, idle=self.queue.idle())
 
     def _read(self, call: Callable[[LocalEngine], T]) -> T:
         with self._read_lock:
@@ -233,6 +245,14 @@ class EngineService(EngineClient):
         args = job.args
         pipeline = self._pipeline
         result: Any
+        if job.resumed and job.kind in JOURNALED_KINDS:
+            from engine.records.crash_recovery import registered_since
+
+            # The engine died after the run's one registration transaction committed
+            # and before the journal heard of it: training again would register twice.
+            versions = registered_since(self.project.catalog, job.interrupted_start)
+            if versions:
+                return {"recovered": True, "versions": versions}
         if job.kind == "promote":
             incoming = self._preload(int(args["version"]))
             result = pipeline.promote(**args)
@@ -304,7 +324,8 @@ class EngineService(EngineClient):
             log.exception("cannot serve the champion v%s", champion)
 
     def _recover(self) -> dict[str, Any]:
-        """Redo the ingests and drift checks that an earlier engine left interrupted."""
+        """Redo the ingests, drift checks and live-performance updates that an earlier
+        engine left interrupted."""
         from engine.data.ingest import ingest_dropped
 
         catalog = self.project.catalog
@@ -336,7 +357,25 @@ class EngineService(EngineClient):
 
             monitor_batch_recorded(self.project, int(row["batch_id"]), self.hub.publish)
             rechecked.append(int(row["batch_id"]))
-        return {"reingested": reingested, "rechecked_batches": rechecked}
+        refreshed = []
+        for row in catalog.rows(
+            "SELECT DISTINCT CAST(json_extract(s.inputs_json, '$.labels_batch_id') AS BIGINT) AS b"
+            " FROM stage_runs s WHERE s.stage = 'performance' AND s.status = 'interrupted'"
+            " AND NOT EXISTS (SELECT 1 FROM stage_runs d WHERE d.stage = 'performance'"
+            "   AND d.status = 'succeeded' AND d.run_id > s.run_id"
+            "   AND json_extract(d.inputs_json, '$.labels_batch_id')"
+            "     = json_extract(s.inputs_json, '$.labels_batch_id'))"
+            " ORDER BY 1"
+        ):
+            from engine.data.labels import _refresh_performance
+
+            _refresh_performance(self.project, int(row["b"]), self.hub.publish)
+            refreshed.append(int(row["b"]))
+        return {
+            "reingested": reingested,
+            "rechecked_batches": rechecked,
+            "refreshed_labels_batches": refreshed,
+        }
 
     # ------------------------------------------------------------ watcher and scheduler threads
 
@@ -367,3 +406,4 @@ class EngineService(EngineClient):
                 return
             except Exception:  # a bad tick (e.g. a config being edited) must not stop the loop
                 log.exception("scheduler: a tick failed")
+            self.schedule_ticks += 1

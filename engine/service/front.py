@@ -23,6 +23,7 @@ import orjson
 
 from engine.core.events import Event, EventHub, event_to_dict
 from engine.service.control import ControlApi, ControlError
+from engine.serving.access import Access
 from engine.serving.bodies import BodyTooLarge, read_asgi_body, read_rsgi_body
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class EngineFront:
         self.hub = hub
         self.serving: ServingApp | None = None
         """The champion's serving app; None until the project has a champion."""
+        self.access = Access()
+        """Host, Origin and token checks for every request (see `engine.serving.access`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI 3."""
@@ -60,6 +63,14 @@ class EngineFront:
         if scope["type"] != "http":
             return
         path = scope.get("path", "")
+        headers = {
+            bytes(k).decode("latin-1"): bytes(v).decode("latin-1")
+            for k, v in scope.get("headers", [])
+        }
+        refusal = self.access.refusal(scope["method"], path, headers.get)
+        if refusal is not None:
+            await _respond(send, refusal[0], {"error": refusal[1]})
+            return
         if not path.startswith("/control/"):
             serving = self.serving
             if serving is None:
@@ -67,9 +78,7 @@ class EngineFront:
             else:
                 await serving(scope, receive, send)
             return
-        headers = dict(scope.get("headers", []))
-        auth = headers.get(b"authorization")
-        authorization = None if auth is None else bytes(auth).decode("latin-1")
+        authorization = headers.get("authorization")
         if path == "/control/events":
             await self._events_asgi(authorization, send)
             return
@@ -90,6 +99,10 @@ class EngineFront:
         if scope.proto != "http":
             return
         path = scope.path
+        refusal = self.access.refusal(scope.method, path, scope.headers.get)
+        if refusal is not None:
+            protocol.response_bytes(refusal[0], JSON_HEADERS, orjson.dumps({"error": refusal[1]}))
+            return
         if not path.startswith("/control/"):
             serving = self.serving
             if serving is None:

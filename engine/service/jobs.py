@@ -22,6 +22,7 @@ from typing import Any
 
 from engine.core.errors import EngineStopping
 from engine.core.events import EventSink, JobFinished, JobQueued, JobStarted, ignore_events
+from engine.data.arrivals import utf8_text
 from storage.catalog import Catalog, utcnow
 
 JOURNALED_KINDS = frozenset({"train", "retrain", "decide"})
@@ -40,6 +41,8 @@ class Job:
     journal_id: int | None = None
     resumed: bool = False
     """Queued again from the journal: a previous engine started it and did not finish."""
+    interrupted_start: Any = None
+    """When that previous engine last started it (None if it never did)."""
     status: str = "queued"
     submitted_at: str = field(default_factory=lambda: utcnow().isoformat(timespec="seconds") + "Z")
     done: threading.Event = field(default_factory=threading.Event)
@@ -87,7 +90,8 @@ class PipelineQueue:
         """Queue the journaled jobs a previous engine left queued or running, in order."""
         with self._cond:
             rows = self._journal.rows(
-                "SELECT job_id, kind, args_json FROM jobs WHERE status IN ('queued', 'running') "
+                "SELECT job_id, kind, args_json, started_at FROM jobs"
+                " WHERE status IN ('queued', 'running') "
                 "ORDER BY job_id"
             )
             jobs = []
@@ -96,6 +100,7 @@ class PipelineQueue:
                 job = Job(next(self._ids), row["kind"], args, _subject(row["kind"], args))
                 job.journal_id = int(row["job_id"])
                 job.resumed = True
+                job.interrupted_start = row["started_at"]
                 self._journal.execute(
                     "UPDATE jobs SET status = 'queued' WHERE job_id = ?", [job.journal_id]
                 )
@@ -234,13 +239,24 @@ class PipelineQueue:
 
 
 def _outcome(result: Any) -> str:
-    """A short word on a finished job: the ingest statuses, or nothing."""
+    """A short word on a finished job: the ingest statuses (a refusal with its reason), or nothing."""
     if isinstance(result, list):
-        return ", ".join(str(r.get("status")) for r in result if isinstance(r, dict))
+        return ", ".join(_ingest_outcome(r) for r in result if isinstance(r, dict))
     return ""
 
 
+def _ingest_outcome(result: dict[str, Any]) -> str:
+    if result.get("status") == "refused" and result.get("issues"):
+        return f"refused: {result['issues'][0]['message']}"
+    return str(result.get("status"))
+
+
 def _subject(kind: str, args: dict[str, Any]) -> str:
+    # A file name's bytes that are not UTF-8 become \xNN: the subject goes out as JSON.
+    return utf8_text(_raw_subject(kind, args))
+
+
+def _raw_subject(kind: str, args: dict[str, Any]) -> str:
     if "path" in args:
         return str(args["path"]).rsplit("/", 1)[-1]
     if "paths" in args:

@@ -59,6 +59,8 @@ class Operation:
     args: tuple[Arg, ...] = ()
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Route suffix -> the arguments it fixes (`/control/proposals/accept` fixes accept=True)."""
+    project_paths: tuple[str, ...] = ()
+    """Arguments that are paths: the control API takes only paths inside the project."""
 
     def routes(self) -> dict[str, Mapping[str, Any]]:
         if not self.variants:
@@ -102,6 +104,7 @@ def operation(
     job: bool = False,
     wire: Mapping[str, str] | None = None,
     variants: Mapping[str, Mapping[str, Any]] | None = None,
+    project_paths: tuple[str, ...] = (),
 ) -> Callable[[F], F]:
     """Declare the decorated `EngineClient` method an operation (its row)."""
 
@@ -115,7 +118,7 @@ def operation(
             if p.name not in fixed
         )
         OPERATIONS[func.__name__] = Operation(
-            func.__name__, method, path, job, args, dict(variants or {})
+            func.__name__, method, path, job, args, dict(variants or {}), project_paths
         )
         return func
 
@@ -207,7 +210,7 @@ class EngineClient:
     def audit_verify(self) -> dict[str, Any]:
         return self._invoke("audit_verify")
 
-    @operation("POST", "/control/report")
+    @operation("POST", "/control/report", project_paths=("path",))
     def report(self, path: str) -> dict[str, Any]:
         return self._invoke("report", path=path)
 
@@ -229,7 +232,7 @@ class EngineClient:
 
     # ------------------------------------------------------------------ writes (jobs)
 
-    @operation("POST", "/control/ingest", job=True)
+    @operation("POST", "/control/ingest", job=True, project_paths=("paths",))
     def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
         return self._invoke("ingest", paths=paths)
 

@@ -15,6 +15,7 @@ Routes (the model name is the project's `name` in mldeck.toml):
       GET  /ping  /health
       POST /invocations   JSON dataframe_split | dataframe_records | instances | inputs, or text/csv
     GET /metrics          Prometheus text format
+    GET /openapi.json     the OpenAPI 3 description of all of it (`openapi`)
 
 Without `/versions/{v}` the champion in the `ModelSlot` answers; any other
 registered version is loaded on first use and cached. Every scored request gets
@@ -31,29 +32,39 @@ regression -> `{"predictions": [y, ..]}`.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import csv
 import io
 import itertools
 import json
+import logging
 import math
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
 import orjson
 
+from engine.core.config import ServingLimits
 from engine.core.errors import MldeckError, NotFoundError
 from engine.core.project import Project
 from engine.data.features import MISSING_CATEGORY
 from engine.records.registry import CHAMPION, alias_version
 from engine.serving import oip_binary
 from engine.serving.batching import ModelRunError, PreparedColumns, ScoredRun
-from engine.serving.bodies import BodyTooLarge, read_asgi_body, read_rsgi_body
+from engine.serving.bodies import (
+    BodyTooLarge,
+    BodyTooSlow,
+    BodyWatch,
+    read_asgi_body,
+    read_rsgi_body,
+)
 from engine.serving.model_slot import LoadedModel, ModelSlot, load_model
+from engine.serving.openapi import openapi_json
 from engine.serving.prediction_log import (
     FailedRequest,
     LoggedRequest,
@@ -62,6 +73,8 @@ from engine.serving.prediction_log import (
 )
 from engine.serving.shadow import ShadowScorer
 from storage.catalog import utcnow
+
+log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -106,10 +119,134 @@ def bad_request(msg: str) -> HttpError:
     return HttpError(400, msg)
 
 
+def _short(value: Any, limit: int = 100) -> str:
+    """A client's value as shown in an error: its repr, cut (answers never echo a body)."""
+    if isinstance(value, str | list | dict) and len(value) > limit:
+        value = value[:limit] if isinstance(value, str | list) else dict(list(value.items())[:5])
+        return f"{value!r}[...]"
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 256 else "an integer"
+    return text if len(text) <= limit else text[:limit] + "[...]"
+
+
+def too_many_rows(rows: int, limits: ServingLimits) -> HttpError:
+    return HttpError(
+        413, f"{rows} rows in one request, over the limit of {limits.max_rows} ([serving] max_rows)"
+    )
+
+
+def too_many_columns(count: int, where: str, limits: ServingLimits) -> HttpError:
+    return bad_request(
+        f"{where}: {count} columns, over the limit of {limits.max_columns} ([serving] max_columns)"
+    )
+
+
+DEFAULT_LIMITS = ServingLimits()
+
+
+# ------------------------------------------------------------------ JSON bodies
+
+
+def parse_json(body: bytes, max_depth: int = DEFAULT_LIMITS.max_depth) -> Any:
+    """A JSON body, refused (400) when malformed or nested deeper than `max_depth`.
+
+    orjson first; the stdlib takes the NaN / Infinity literals orjson refuses
+    (tritonclient sends them): NaN is read as null (a missing value), an infinity
+    stays one so that the column check names its column and row.
+    """
+    if not body:
+        raise bad_request("empty body: expected JSON")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc):
+            raise too_deep(max_depth) from None
+        try:
+            payload = json.loads(body, parse_constant=_json_constant)
+        except RecursionError:
+            raise too_deep(max_depth) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise bad_request(f"malformed JSON: {exc}") from None
+    if _may_nest_deeper(body, max_depth) and _deeper_than(payload, max_depth):
+        raise too_deep(max_depth)
+    return payload
+
+
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _may_nest_deeper(body: bytes, limit: int) -> bool:
+    """False when the body's brackets, read without regard to strings, nest no deeper
+    than `limit`: then the parsed body cannot either. In C, a few passes over the
+    brackets alone; True (walk the parsed body) when brackets inside strings confuse it."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    brackets = body.translate(_BRACKETS, _NOT_BRACKETS)
+    for _ in range(limit):
+        inner = brackets.replace(b"[]", b"")  # one level less
+        if not inner:
+            return False
+        if inner == brackets:
+            return True  # unbalanced: brackets in strings
+        brackets = inner
+    return True
+
+
+def too_deep(max_depth: int) -> HttpError:
+    return bad_request(
+        f"the JSON body nests deeper than the limit of {max_depth} ([serving] max_depth)"
+    )
+
+
+def _json_constant(name: str) -> float | None:
+    return None if name == "NaN" else float(name)
+
+
+def _deeper_than(payload: Any, limit: int) -> bool:
+    """Whether arrays/objects in `payload` nest more than `limit` deep (no recursion)."""
+    stack: list[tuple[Any, int]] = [(payload, 1)] if isinstance(payload, list | dict) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, list | dict):
+                stack.append((child, depth + 1))
+    return False
+
+
 # ------------------------------------------------------------------ input conversion
 
 
 _NUMBER_TYPES = (float, int)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""Numbers are fed to the model as float32: anything larger in size is refused."""
+
+
+def _in_float32_range(values: Any) -> bool:
+    """Whether plain numbers (None allowed, no NaN) all fit in float32, checked in C."""
+    nonzero = list(filter(None, values))  # drops None and zeros
+    return not nonzero or (max(nonzero) <= FLOAT32_MAX and min(nonzero) >= -FLOAT32_MAX)
+
+
+def _out_of_range(name: str, row: int, value: Any) -> HttpError:
+    shown = repr(value) if not isinstance(value, int) or value.bit_length() < 256 else "an integer"
+    return bad_request(
+        f"column {name!r}: row {row} holds {shown}, not a finite number within the float32 "
+        f"range (|x| <= {FLOAT32_MAX:.4g})"
+    )
+
+
+def _finite_number(name: str, row: int, value: float | int) -> float:
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _out_of_range(name, row, value) from None
+    if math.isnan(number):
+        return number
+    if not -FLOAT32_MAX <= number <= FLOAT32_MAX:
+        raise _out_of_range(name, row, value)
+    return number
 
 
 def prepare_column(name: str, values: ColumnValues, is_string: bool) -> list[Any] | np.ndarray:
@@ -122,7 +259,13 @@ def prepare_column(name: str, values: ColumnValues, is_string: bool) -> list[Any
     if isinstance(values, np.ndarray):
         if is_string:
             return prepare_column(name, values.reshape(-1).tolist(), True)
-        return values.reshape(-1).astype(np.float32).reshape(-1, 1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = values.reshape(-1).astype(np.float32)
+        infinite = np.isinf(array)
+        if infinite.any():
+            row = int(np.flatnonzero(infinite)[0])
+            raise _out_of_range(name, row, values.reshape(-1)[row].item())
+        return array.reshape(-1, 1)
     if is_string:
         if all(type(v) is str for v in values):
             return values
@@ -135,27 +278,29 @@ def prepare_column(name: str, values: ColumnValues, is_string: bool) -> list[Any
             elif isinstance(value, bool | int | float):
                 strings.append(str(value))
             else:
-                raise bad_request(f"column {name!r}: row {i} holds {value!r}, expected a string")
+                raise bad_request(
+                    f"column {name!r}: row {i} holds {_short(value)}, expected a string"
+                )
         return strings
-    if all(type(v) in _NUMBER_TYPES for v in values):
+    if all(type(v) in _NUMBER_TYPES for v in values) and _in_float32_range(values):
         return values
     numbers: list[float] = []
     for i, value in enumerate(values):
         if value is None or value == "":
             numbers.append(math.nan)
         elif isinstance(value, bool | int | float):
-            numbers.append(float(value))
+            numbers.append(_finite_number(name, i, value))
         elif isinstance(value, str):
             try:
-                numbers.append(float(value))
+                numbers.append(_finite_number(name, i, float(value)))
             except ValueError:
                 raise bad_request(
-                    f"column {name!r}: row {i} holds {value!r}, expected a number"
+                    f"column {name!r}: row {i} holds {_short(value)}, expected a number"
                 ) from None
         elif isinstance(value, list):
             raise bad_request(f"column {name!r}: expected one value per row, got a list in row {i}")
         else:
-            raise bad_request(f"column {name!r}: row {i} holds {value!r}, expected a number")
+            raise bad_request(f"column {name!r}: row {i} holds {_short(value)}, expected a number")
     return numbers
 
 
@@ -209,11 +354,14 @@ def _prepare_plain_lists(
     if rows == 0 or set(map(len, values)) != {rows}:
         return None
     strings = [values[i] for i in model.string_positions]
-    numbers = [values[i] for i in model.number_positions]
+    numbers = list(itertools.chain.from_iterable([values[i] for i in model.number_positions]))
     string_types = set(map(type, itertools.chain.from_iterable(strings)))
-    number_types = set(map(type, itertools.chain.from_iterable(numbers)))
+    number_types = set(map(type, numbers))
     if not string_types <= _STR_OR_NONE or not number_types <= _NUMBER_OR_NONE:
         return None
+    present = numbers if _NONE_TYPE not in number_types else list(filter(None, numbers))
+    if present and (max(present) > FLOAT32_MAX or min(present) < -FLOAT32_MAX):
+        return None  # prepare_column names the column and row
     if _NONE_TYPE in string_types:  # nulls -> the missing category, as prepare_column does
         for i in model.string_positions:
             if None in values[i]:
@@ -225,26 +373,48 @@ def _prepare_plain_lists(
     return dict(zip(names, values, strict=True)), rows
 
 
-def columns_from_records(records: Any, where: str) -> dict[str, list[Any]]:
+def columns_from_records(
+    records: Any,
+    where: str,
+    wanted: Collection[str] | None = None,
+    limits: ServingLimits = DEFAULT_LIMITS,
+) -> dict[str, list[Any]]:
+    """Columns from a list of {column: value} records (a missing key is null).
+
+    Linear in the body: the distinct keys are collected once (refused past
+    `max_columns`), then only the `wanted` columns (all when None) are built,
+    one pass each.
+    """
     if not isinstance(records, list):
         raise bad_request(f"{where} must be a list of {{column: value}} objects")
-    columns: dict[str, list[Any]] = {}
-    for i, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise bad_request(f"{where}[{i}] must be an object of column: value")
-        for key in record:
-            columns.setdefault(key, [None] * i)
-        for key, values in columns.items():
-            values.append(record.get(key))
-    return columns
+    if len(records) > limits.max_rows:
+        raise too_many_rows(len(records), limits)
+    if set(map(type, records)) != {dict}:
+        for i, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise bad_request(f"{where}[{i}] must be an object of column: value")
+    keys: dict[str, None] = {}  # first-seen order
+    limit = limits.max_columns
+    for record in records:
+        keys.update(dict.fromkeys(record))
+        if len(keys) > limit:
+            raise too_many_columns(len(keys), where, limits)
+    names = keys if wanted is None else [k for k in wanted if k in keys]
+    return {key: [record.get(key) for record in records] for key in names}
 
 
-def columns_from_split(split: Any) -> dict[str, list[Any]]:
+def columns_from_split(split: Any, limits: ServingLimits = DEFAULT_LIMITS) -> dict[str, list[Any]]:
     if not isinstance(split, dict) or "columns" not in split or "data" not in split:
         raise bad_request('dataframe_split must be {"columns": [...], "data": [[...], ...]}')
     names, data = split["columns"], split["data"]
     if not isinstance(names, list) or not isinstance(data, list):
         raise bad_request("dataframe_split: columns and data must be lists")
+    if len(names) > limits.max_columns:
+        raise too_many_columns(len(names), "dataframe_split", limits)
+    if len(data) > limits.max_rows:
+        raise too_many_rows(len(data), limits)
+    if not set(map(type, names)) <= {str}:
+        raise bad_request("dataframe_split: columns must be a list of column names (strings)")
     width = len(names)
     # set(map(...)) checks every row in C; a generator over rows cost ~1 us per row
     if data and width and set(map(type, data)) == {list} and set(map(len, data)) == {width}:
@@ -258,62 +428,85 @@ def columns_from_split(split: Any) -> dict[str, list[Any]]:
     return {str(name): [row[j] for row in data] for j, name in enumerate(names)}
 
 
-def columns_from_mapping(mapping: dict[str, Any], where: str) -> dict[str, list[Any]]:
+def columns_from_mapping(
+    mapping: dict[str, Any], where: str, limits: ServingLimits = DEFAULT_LIMITS
+) -> dict[str, list[Any]]:
+    if len(mapping) > limits.max_columns:
+        raise too_many_columns(len(mapping), where, limits)
     columns = {}
     for key, values in mapping.items():
         if not isinstance(values, list):
-            raise bad_request(f"{where}[{key!r}] must be a list of values")
+            raise bad_request(f"{where}[{key[:100]!r}] must be a list of values")
+        if len(values) > limits.max_rows:
+            raise too_many_rows(len(values), limits)
         columns[key] = values
     return columns
 
 
-def columns_from_mlflow_json(payload: Any) -> dict[str, list[Any]]:
+def columns_from_mlflow_json(
+    payload: Any, wanted: Collection[str] | None = None, limits: ServingLimits = DEFAULT_LIMITS
+) -> dict[str, list[Any]]:
     if not isinstance(payload, dict):
         raise bad_request(
             "the body must be a JSON object with one of: dataframe_split, dataframe_records, "
             "instances, inputs"
         )
     if "dataframe_split" in payload:
-        return columns_from_split(payload["dataframe_split"])
+        return columns_from_split(payload["dataframe_split"], limits)
     if "dataframe_records" in payload:
-        return columns_from_records(payload["dataframe_records"], "dataframe_records")
+        return columns_from_records(
+            payload["dataframe_records"], "dataframe_records", wanted, limits
+        )
     for key in ("instances", "inputs"):
         if key in payload:
             value = payload[key]
             if isinstance(value, dict):
-                return columns_from_mapping(value, key)
-            return columns_from_records(value, key)
+                return columns_from_mapping(value, key, limits)
+            return columns_from_records(value, key, wanted, limits)
     raise bad_request(
         "unknown payload: expected one of dataframe_split, dataframe_records, instances, inputs"
     )
 
 
-def columns_from_csv(body: bytes) -> dict[str, list[Any]]:
+def columns_from_csv(body: bytes, limits: ServingLimits = DEFAULT_LIMITS) -> dict[str, list[Any]]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise bad_request("the CSV body is not UTF-8") from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header:
-        raise bad_request("empty CSV: expected a header row")
-    columns: dict[str, list[Any]] = {name: [] for name in header}
-    for line_number, row in enumerate(reader, start=2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise bad_request(
-                f"CSV line {line_number} has {len(row)} fields, the header has {len(header)}"
-            )
-        for name, value in zip(header, row, strict=True):
-            columns[name].append(value if value != "" else None)
+    reader = csv.reader(io.StringIO(text, newline=""))  # \r, \n and \r\n each end a line
+    try:
+        header = next(reader, None)
+        if not header:
+            raise bad_request("empty CSV: expected a header row")
+        if len(header) > limits.max_columns:
+            raise too_many_columns(len(header), "CSV header", limits)
+        columns: dict[str, list[Any]] = {name: [] for name in header}
+        rows = 0
+        for line_number, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise bad_request(
+                    f"CSV line {line_number} has {len(row)} fields, the header has {len(header)}"
+                )
+            rows += 1
+            if rows > limits.max_rows:
+                raise too_many_rows(rows, limits)
+            for name, value in zip(header, row, strict=True):
+                columns[name].append(value if value != "" else None)
+    except csv.Error as exc:  # a stray quote or carriage return, a field over the csv limit
+        raise bad_request(f"malformed CSV at line {reader.line_num}: {exc}") from None
     return columns
 
 
-def columns_from_oip(model: LoadedModel, payload: Any) -> dict[str, ColumnValues]:
+def columns_from_oip(
+    model: LoadedModel, payload: Any, limits: ServingLimits = DEFAULT_LIMITS
+) -> dict[str, ColumnValues]:
     """Column values from an OIP v2 infer request, checking datatype and shape."""
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
         raise bad_request('the body must be a JSON object with an "inputs" list')
+    if len(payload["inputs"]) > limits.max_columns:
+        raise too_many_columns(len(payload["inputs"]), "inputs", limits)
     specs = model.input_specs
     columns: dict[str, ColumnValues] = {}
     for i, tensor in enumerate(payload["inputs"]):
@@ -323,14 +516,14 @@ def columns_from_oip(model: LoadedModel, payload: Any) -> dict[str, ColumnValues
         spec = specs.get(name) if isinstance(name, str) else None
         if spec is None:
             raise bad_request(
-                f"inputs[{i}]: unknown input {name!r}; the model takes {', '.join(specs)}"
+                f"inputs[{i}]: unknown input {_short(name)}; the model takes {', '.join(specs)}"
             )
         datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
         if spec.is_string and datatype != "BYTES":
-            raise bad_request(f"input {name!r}: datatype {datatype!r}, expected BYTES")
+            raise bad_request(f"input {name!r}: datatype {_short(datatype)}, expected BYTES")
         if not spec.is_string and datatype not in NUMERIC_DATATYPES:
             raise bad_request(
-                f"input {name!r}: datatype {datatype!r}, expected a number type such as FP32"
+                f"input {name!r}: datatype {_short(datatype)}, expected a number type such as FP32"
             )
         # [N] or [N, 1], N a count (checked without a generator: this runs per input)
         if not (
@@ -340,7 +533,7 @@ def columns_from_oip(model: LoadedModel, payload: Any) -> dict[str, ColumnValues
             and shape[0] >= 0
             and isinstance(shape[-1], int)
         ):
-            raise bad_request(f"input {name!r}: shape {shape!r}, expected [N] or [N, 1]")
+            raise bad_request(f"input {name!r}: shape {_short(shape)}, expected [N] or [N, 1]")
         if isinstance(data, np.ndarray):
             data = data.reshape(-1)  # binary tensor data, already decoded
         elif not isinstance(data, list):
@@ -349,8 +542,10 @@ def columns_from_oip(model: LoadedModel, payload: Any) -> dict[str, ColumnValues
             data = [v for row in data for v in (row if isinstance(row, list) else [row])]
         if len(data) != shape[0]:
             raise bad_request(
-                f"input {name!r}: shape {shape} says {shape[0]} values, data holds {len(data)}"
+                f"input {name!r}: shape {shape[:2]} says {shape[0]} values, data holds {len(data)}"
             )
+        if len(data) > limits.max_rows:
+            raise too_many_rows(len(data), limits)
         columns[spec.name] = data
     return columns
 
@@ -422,12 +617,18 @@ class Metrics:
         return cumulative, sums
 
     def render(self, champion: int, dropped_rows: int) -> str:
+        requests, errors, rows = self.requests, self.errors, self.rows
+        latency_counts, latency_sum = self._latency()
+        # label values come from fixed sets and version numbers, escaped all the same
+        requests = {(_label(e), _label(v)): n for (e, v), n in requests.items()}
+        errors = {(_label(e), _label(v), s): n for (e, v, s), n in errors.items()}
+        rows = {_label(v): n for v, n in rows.items()}
+        latency_counts = {_label(e): c for e, c in latency_counts.items()}
+        latency_sum = {_label(e): t for e, t in latency_sum.items()}
         lines = [
             "# HELP mldeck_requests_total Requests by endpoint and answering model version.",
             "# TYPE mldeck_requests_total counter",
         ]
-        requests, errors, rows = self.requests, self.errors, self.rows
-        latency_counts, latency_sum = self._latency()
         for (endpoint, version), n in sorted(requests.items()):
             lines.append(
                 f'mldeck_requests_total{{endpoint="{endpoint}",model_version="{version}"}} {n}'
@@ -475,6 +676,24 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+def _label(value: str) -> str:
+    """A label value escaped as the Prometheus text format asks: backslash, quote, newline."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+UNKNOWN_VERSION = "unknown"
+"""The model-version label of requests for versions this server does not know."""
+
+LARGE_BODY_BYTES = 64 * 1024
+"""Bodies larger than this are decoded on a worker thread, off the event loop."""
+
+LARGE_ROWS = 2048
+"""Requests with more rows than this are scored on a worker thread, not in a micro-batch."""
+
+SEEN_IDS = 100_000
+"""Client request ids remembered to make a repeated one unique."""
+
+
 # ------------------------------------------------------------------ the application
 
 
@@ -516,8 +735,10 @@ class ServingApp:
         prediction_log: PredictionLog,
         max_body_bytes: int = MAX_BODY_BYTES,
         shadow: ShadowScorer | None = None,
+        limits: ServingLimits = DEFAULT_LIMITS,
     ) -> None:
         self.project = project
+        self.limits = limits
         self.slot = slot
         self.prediction_log = prediction_log
         self.shadow = shadow
@@ -530,6 +751,11 @@ class ServingApp:
         self._request_ids = RequestIds()
         self._versions: dict[int, LoadedModel] = {}
         self._versions_lock = threading.Lock()
+        self._seen_ids: dict[str, None] = {}
+        """Recent client-given request ids (insertion order: the oldest is forgotten first)."""
+        self._body_watch = BodyWatch(limits.body_timeout_s)
+        self._heavy = asyncio.Semaphore(2)
+        """Large bodies decoded or scored on threads at once: bounds their memory."""
 
     def live_traffic(self) -> dict[str, Any]:
         """Scoring requests and their errors counted by this app since it started, and its
@@ -564,13 +790,18 @@ class ServingApp:
         body: bytes | HttpError | None
         try:
             self._check_length(request_headers.get("content-length"))
-            body = await read_asgi_body(receive, self.max_body_bytes)
+            body = await self._body_watch.read(read_asgi_body(receive, self.max_body_bytes))
         except HttpError as exc:
             body = exc
         except BodyTooLarge:
             body = HttpError(413, self._too_large())
+        except BodyTooSlow:
+            body = HttpError(408, self._too_slow())
         if body is None:
-            return  # the client went away
+            log.warning(
+                "%s %s: the client went away before its body was in", scope["method"], scope["path"]
+            )
+            return
         status, payload, headers, labels = await self._handle(
             scope["method"], scope["path"], request_headers.get, body
         )
@@ -593,7 +824,7 @@ class ServingApp:
         body: bytes | HttpError
         try:
             declared = self._check_length(header("content-length"))
-            body = await (
+            body = await self._body_watch.read(
                 protocol()
                 if declared is not None
                 else read_rsgi_body(protocol, self.max_body_bytes)
@@ -602,6 +833,11 @@ class ServingApp:
             body = exc
         except BodyTooLarge:
             body = HttpError(413, self._too_large())
+        except BodyTooSlow:
+            body = HttpError(408, self._too_slow())
+        except Exception as exc:  # the client went away mid-body: one line, no traceback
+            log.warning("%s %s: the body did not arrive (%s)", scope.method, scope.path, exc)
+            return
         status, payload, headers, labels = await self._handle(
             scope.method, scope.path, header, body
         )
@@ -612,7 +848,6 @@ class ServingApp:
         self, method: str, path: str, header: Header, body: bytes | HttpError
     ) -> tuple[int, bytes, list[tuple[str, str]], tuple[str, str, int]]:
         """(status, body, response headers, (endpoint, model version, rows) for the metrics)."""
-        endpoint, version = self._labels(path)
         rows = 0
         headers: list[tuple[str, str]] = []
         try:
@@ -622,8 +857,11 @@ class ServingApp:
                 method, path, header, body
             )
         except HttpError as exc:
+            endpoint, version = self._labels(path)
             status, payload = exc.status, dumps({"error": exc.msg})
         except Exception as exc:  # a bug: answer 500, keep serving
+            endpoint, version = self._labels(path)
+            log.exception("%s %s: internal error", method, path[:200])
             status, payload = 500, dumps({"error": f"internal error: {type(exc).__name__}: {exc}"})
         if not any(name == "content-type" for name, _ in headers):
             content_type = "application/json"
@@ -668,7 +906,7 @@ class ServingApp:
             rest = parts[3:]
             version = str(self.slot.model.version)
             if len(rest) >= 2 and rest[0] == "versions":
-                version, rest = rest[1][:20], rest[2:]
+                version, rest = self._version_label(rest[1]), rest[2:]
             label = {
                 (): "model_metadata",
                 ("ready",): "model_ready",
@@ -677,6 +915,15 @@ class ServingApp:
             }
             return label.get(tuple(rest), "unknown"), version
         return "other", ""
+
+    def _version_label(self, text: str) -> str:
+        """A version path segment as a metrics label: a version this server has loaded, or
+        "unknown" (so that made-up versions cannot add series)."""
+        if text == str(self.slot.model.version):
+            return text
+        if text.isascii() and text.isdigit() and len(text) <= 18 and int(text) in self._versions:
+            return str(int(text))
+        return UNKNOWN_VERSION
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -700,7 +947,16 @@ class ServingApp:
         return length
 
     def _too_large(self) -> str:
-        return f"the request body is over the limit of {self.max_body_bytes} bytes"
+        return (
+            f"the request body is over the limit of {self.max_body_bytes} bytes "
+            "([serving] max_body_mb)"
+        )
+
+    def _too_slow(self) -> str:
+        return (
+            f"the request body did not arrive within {self.limits.body_timeout_s:g} s "
+            "([serving] body_timeout_s)"
+        )
 
     # -------------------------------------------------------------- routing
 
@@ -719,6 +975,9 @@ class ServingApp:
             self._expect(method, "GET")
             text = self.metrics.render(self.slot.model.version, self.prediction_log.dropped_rows)
             return "metrics", 200, text.encode(), [], "", 0
+        if path == "/openapi.json":
+            self._expect(method, "GET")
+            return "openapi", 200, openapi_json(), [], "", 0
         if path == "/v2":
             self._expect(method, "GET")
             info = {"name": "mldeck", "version": "2", "extensions": [oip_binary.EXTENSION]}
@@ -735,7 +994,7 @@ class ServingApp:
             )
         if len(parts) >= 3 and parts[:2] == ["v2", "models"]:
             return await self._model_route(header, method, parts[2], parts[3:], body)
-        raise HttpError(404, f"no route {method} {path}")
+        raise HttpError(404, f"no route {method} {path[:200]}")
 
     @staticmethod
     def _expect(method: str, allowed: str) -> None:
@@ -746,7 +1005,9 @@ class ServingApp:
         self, header: Header, method: str, name: str, rest: list[str], body: bytes
     ) -> tuple[str, int, bytes, list[tuple[str, str]], str, int]:
         if name != self.model_name:
-            raise HttpError(404, f"unknown model {name!r}; this server serves {self.model_name!r}")
+            raise HttpError(
+                404, f"unknown model {_short(name)}; this server serves {self.model_name!r}"
+            )
         version_text: str | None = None
         if len(rest) >= 2 and rest[0] == "versions":
             version_text, rest = rest[1], rest[2:]
@@ -763,17 +1024,16 @@ class ServingApp:
             return "model_config", 200, dumps(self._config(model)), [], str(model.version), 0
         if rest == ["infer"]:
             self._expect(method, "POST")
-            return await self._infer(model, body, header(oip_binary.HEADER_LENGTH))
+            return await self._infer(model, header, body)
         raise HttpError(404, f"no route under /v2/models/{name}: {'/'.join(rest)}")
 
     def _model_for(self, version_text: str | None) -> LoadedModel:
         champion = self.slot.model
         if version_text is None:
             return champion
-        try:
-            version = int(version_text)
-        except ValueError:
-            raise HttpError(404, f"unknown model version {version_text!r}") from None
+        if not (version_text.isascii() and version_text.isdigit() and len(version_text) <= 18):
+            raise HttpError(404, f"unknown model version {version_text[:40]!r}")
+        version = int(version_text)
         if version == champion.version:
             return champion
         with self._versions_lock:
@@ -852,8 +1112,13 @@ class ServingApp:
         column when the request sent it, logged with the inputs so delayed labels
         can be joined.
         """
+        tag = (request_id, endpoint, row_ids)
         try:
-            outputs, run = await model.batcher.score(columns, rows, (request_id, endpoint, row_ids))
+            if rows > LARGE_ROWS:
+                async with self._heavy:
+                    outputs, run = await model.batcher.score_in_thread(columns, rows, tag)
+            else:
+                outputs, run = await model.batcher.score(columns, rows, tag)
         except ModelRunError as exc:  # validated input the model still failed on
             raise HttpError(500, f"the model failed to score this input: {exc}") from None
         if run.claim():
@@ -882,46 +1147,84 @@ class ServingApp:
         if self.shadow is not None and model is self.slot.model:
             self.shadow.submit(run.feed, requests)
 
-    @staticmethod
-    def _parse_json(body: bytes) -> Any:
-        if not body:
-            raise bad_request("empty body: expected JSON")
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
-        try:  # NaN / Infinity literals (tritonclient sends them): the stdlib accepts those
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise bad_request(f"malformed JSON: {exc}") from None
+    async def _off_loop(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run `function` on a worker thread (a large body's decoding, scoring or answer),
+        so that the event loop keeps answering other requests meanwhile."""
+        async with self._heavy:
+            return await asyncio.to_thread(function, *args)
 
-    async def _infer(
+    def _request_id(self, given: Any) -> str:
+        """The id a request is logged under: the client's (checked, made unique if seen
+        before) or a new one."""
+        if not isinstance(given, str) or not given:
+            return self._request_ids.next()
+        limit = self.limits.max_id_length
+        if len(given) > limit:
+            raise bad_request(
+                f"the request id is {len(given)} characters, over the limit of {limit} "
+                "([serving] max_id_length)"
+            )
+        if not (given.isascii() and given.isprintable()):
+            raise bad_request("the request id must be printable ASCII")
+        seen = self._seen_ids
+        if given in seen:  # a repeated id: logged (and answered) with a unique suffix
+            return f"{given}~{self._request_ids.next()}"
+        seen[given] = None
+        if len(seen) > SEEN_IDS:
+            del seen[next(iter(seen))]
+        return given
+
+    def _decode_infer(
         self, model: LoadedModel, body: bytes, header_length: str | None
-    ) -> tuple[str, int, bytes, list[tuple[str, str]], str, int]:
+    ) -> tuple[dict[str, Any], PreparedColumns, int]:
         try:
             length = oip_binary.parse_header_length(header_length, len(body))
             json_part, binary_part = oip_binary.split_body(body, length)
-            payload = self._parse_json(json_part)
+            payload = parse_json(json_part, self.limits.max_depth)
             oip_binary.attach_binary_inputs(payload, binary_part)
         except oip_binary.BinaryDataError as exc:
             raise bad_request(str(exc)) from None
-        columns, rows = prepare_columns(model, columns_from_oip(model, payload))
+        columns, rows = prepare_columns(model, columns_from_oip(model, payload, self.limits))
+        return payload, columns, rows
+
+    async def _infer(
+        self, model: LoadedModel, header: Header, body: bytes
+    ) -> tuple[str, int, bytes, list[tuple[str, str]], str, int]:
+        header_length = header(oip_binary.HEADER_LENGTH)
+        content_type = _media_type(header("content-type"))
+        # The binary extension's header is one a web page cannot send without a CORS
+        # preflight (which this server never grants), so it stands for the content type.
+        # tritonclient sends pure JSON with no content type; a browser's POST always
+        # carries an Origin (the front refuses foreign ones), so that is no way in either.
+        if header_length is None and content_type not in (
+            "application/json",
+            "application/octet-stream",
+            "",
+        ):
+            raise HttpError(
+                415,
+                f"content type {content_type[:100]!r}: use application/json, or "
+                "application/octet-stream with the binary tensor data extension",
+            )
+        if len(body) > LARGE_BODY_BYTES:
+            payload, columns, rows = await self._off_loop(
+                self._decode_infer, model, body, header_length
+            )
+        else:
+            payload, columns, rows = self._decode_infer(model, body, header_length)
         wanted = payload.get("outputs")
         names = [o.name for o in model.outputs]
         if isinstance(wanted, list) and wanted:
             asked = [o.get("name") for o in wanted if isinstance(o, dict)]
             unknown = [n for n in asked if n not in names]
             if unknown:
-                raise bad_request(f"unknown output(s) {unknown}; the model has {names}")
+                raise bad_request(f"unknown output(s) {_short(unknown)}; the model has {names}")
             names = [n for n in names if n in asked]
         try:
             binary = oip_binary.binary_outputs(payload, names)
         except oip_binary.BinaryDataError as exc:
             raise bad_request(str(exc)) from None
-        given_id = payload.get("id")
-        request_id = (
-            given_id if isinstance(given_id, str) and given_id else self._request_ids.next()
-        )
+        request_id = self._request_id(payload.get("id"))
         outputs = await self._score(model, columns, rows, "infer", request_id)
         datatypes = {o.name: o.datatype for o in model.outputs}
         blobs: list[bytes] = []
@@ -959,45 +1262,68 @@ class ServingApp:
         self, header: Header, body: bytes
     ) -> tuple[str, int, bytes, list[tuple[str, str]], str, int]:
         model = self.slot.model
-        content_type = (header("content-type") or "").split(";")[0].strip().lower()
-        if content_type == "text/csv":
-            columns = columns_from_csv(body)
-        elif content_type in ("application/json", ""):
-            columns = columns_from_mlflow_json(self._parse_json(body))
+        content_type = _media_type(header("content-type"))
+        if content_type not in ("application/json", "text/csv"):
+            shown = repr(content_type[:100]) if content_type else "missing"
+            raise HttpError(415, f"content type {shown}: use application/json or text/csv")
+        if len(body) > LARGE_BODY_BYTES:
+            prepared, rows, row_ids = await self._off_loop(
+                self._decode_invocations, model, content_type, body
+            )
         else:
-            raise HttpError(415, f"content type {content_type!r}: use application/json or text/csv")
-        prepared, rows = prepare_columns(model, columns)
+            prepared, rows, row_ids = self._decode_invocations(model, content_type, body)
         request_id = self._request_ids.next()
-        row_ids = None
-        if self.id_column is not None and self.id_column not in prepared:
-            sent = columns.get(self.id_column)
-            row_ids = sent if isinstance(sent, list) and len(sent) == rows else None
         outputs = await self._score(model, prepared, rows, "invocations", request_id, row_ids)
-        if model.task == "classification":
-            labels = outputs["label"].reshape(-1).tolist()
-            probabilities = outputs["probabilities"].tolist()
-            predictions: list[Any] = [
-                {"label": label, "probabilities": probs}
-                for label, probs in zip(labels, probabilities, strict=True)
-            ]
-        else:
-            predictions = outputs["prediction"].reshape(-1).tolist()
+        answer = (
+            await self._off_loop(_mlflow_answer, model.task, outputs)
+            if rows > LARGE_ROWS
+            else _mlflow_answer(model.task, outputs)
+        )
         headers = [
             ("x-request-id", request_id),
             ("x-model-version", str(model.version)),
         ]
-        return (
-            "invocations",
-            200,
-            dumps({"predictions": predictions}),
-            headers,
-            str(model.version),
-            rows,
-        )
+        return ("invocations", 200, answer, headers, str(model.version), rows)
+
+    def _decode_invocations(
+        self, model: LoadedModel, content_type: str, body: bytes
+    ) -> tuple[PreparedColumns, int, list[Any] | None]:
+        """(the model's columns, rows, the id column's values when sent)."""
+        if content_type == "text/csv":
+            columns = columns_from_csv(body, self.limits)
+        else:
+            wanted = list(model.input_names)
+            if self.id_column is not None:
+                wanted.append(self.id_column)
+            payload = parse_json(body, self.limits.max_depth)
+            columns = columns_from_mlflow_json(payload, wanted, self.limits)
+        prepared, rows = prepare_columns(model, columns)
+        row_ids = None
+        if self.id_column is not None and self.id_column not in prepared:
+            sent = columns.get(self.id_column)
+            row_ids = sent if isinstance(sent, list) and len(sent) == rows else None
+        return prepared, rows, row_ids
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def _mlflow_answer(task: str, outputs: dict[str, np.ndarray]) -> bytes:
+    if task == "classification":
+        labels = outputs["label"].reshape(-1).tolist()
+        probabilities = outputs["probabilities"].tolist()
+        predictions: list[Any] = [
+            {"label": label, "probabilities": probs}
+            for label, probs in zip(labels, probabilities, strict=True)
+        ]
+    else:
+        predictions = outputs["prediction"].reshape(-1).tolist()
+    return dumps({"predictions": predictions})
 
 
 def create_app(
-    project: Project, max_body_bytes: int = MAX_BODY_BYTES, shadow_version: int | None = None
+    project: Project, max_body_bytes: int | None = None, shadow_version: int | None = None
 ) -> ServingApp:
     """The serving app for a project's champion, with its prediction log started.
 
@@ -1026,4 +1352,7 @@ def create_app(
                 + ", ".join(sorted(missing))
             )
         shadow = ShadowScorer(shadow_model, prediction_log)
-    return ServingApp(project, slot, prediction_log, max_body_bytes, shadow)
+    limits = project.config.serving
+    if max_body_bytes is None:
+        max_body_bytes = int(limits.max_body_mb * 1024 * 1024)
+    return ServingApp(project, slot, prediction_log, max_body_bytes, shadow, limits)

@@ -8,7 +8,6 @@ old model finishes on it and every later request gets the new one.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.core.project import Project
-from engine.models.scoring import load_session
+from engine.models.scoring import load_session, version_inputs
 from engine.records.registry import get_version
 from engine.serving.batching import MicroBatcher
 
@@ -50,9 +49,13 @@ class InputSpec:
     """One model input: a raw feature column, fed as an [N, 1] tensor."""
 
     name: str
+    """The raw column name: what clients send (both protocols), the metadata lists and
+    the prediction log records."""
     is_string: bool
     datatype: str
     """The Open Inference Protocol datatype: BYTES for strings, FP32 for numbers."""
+    onnx_name: str = ""
+    """The ONNX graph's input name (`engine.data.input_names`); "" when it is `name`."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class LoadedModel:
     """Positions in `input_names` of the string inputs."""
     number_positions: tuple[int, ...] = field(init=False, compare=False, repr=False)
     """Positions in `input_names` of the number inputs."""
+    _onnx_names: tuple[tuple[str, str], ...] | None = field(init=False, compare=False, repr=False)
+    """(column, ONNX input name) of every input, or None when all are the same."""
 
     def __post_init__(self) -> None:
         batcher = MicroBatcher([(s.name, s.is_string) for s in self.inputs], self.run)
@@ -96,14 +101,19 @@ class LoadedModel:
         numbers = tuple(i for i, s in positions if not s.is_string)
         object.__setattr__(self, "string_positions", strings)
         object.__setattr__(self, "number_positions", numbers)
+        renamed = tuple((s.name, s.onnx_name or s.name) for s in self.inputs)
+        same = all(column == name for column, name in renamed)
+        object.__setattr__(self, "_onnx_names", None if same else renamed)
 
     @property
     def task(self) -> str:
         return str(self.row["task"])
 
     def run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Every output of the model for `feed` ([N, 1] tensors by input name)."""
+        """Every output of the model for `feed` ([N, 1] tensors by column name)."""
         names = [o.name for o in self.outputs]
+        if self._onnx_names is not None:
+            feed = {name: feed[column] for column, name in self._onnx_names}
         return dict(zip(names, self.session.run(names, feed), strict=True))
 
 
@@ -124,11 +134,12 @@ def load_model(project: Project, version: int, providers: list[str] | None = Non
     used = session.get_providers()
     inputs = [
         InputSpec(
-            name=spec["name"],
-            is_string="string" in spec["type"],
-            datatype="BYTES" if "string" in spec["type"] else "FP32",
+            name=i.column,
+            is_string=i.is_string,
+            datatype="BYTES" if i.is_string else "FP32",
+            onnx_name=i.name,
         )
-        for spec in json.loads(row["inputs_json"])
+        for i in version_inputs(project, row)
     ]
     outputs = [
         OutputSpec(

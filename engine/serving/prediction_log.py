@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +37,11 @@ FLUSH_ROWS = 500
 
 QUEUE_BATCHES = 10_000
 """Requests waiting to be written; beyond this, rows are dropped and counted."""
+
+ERROR_WINDOW_S = 10.0
+"""Failed requests are counted in memory and written as one `serving_errors` row per
+(endpoint, version, status) per window this long, not a row each: a client sending
+bad requests in a loop costs the catalog a few rows a window, whatever its rate."""
 
 COLUMNS = [
     "request_id",
@@ -81,7 +87,9 @@ class ScoredBatch:
 
 @dataclass(frozen=True)
 class FailedRequest:
-    """A scoring request answered with an error (4xx / 5xx): the serving error rate."""
+    """A scoring request answered with an error (4xx / 5xx): the serving error rate.
+
+    `model_version` is None for a version the server does not know."""
 
     served_at: datetime
     endpoint: str
@@ -190,11 +198,16 @@ class PredictionLog:
         max_queued: int = QUEUE_BATCHES,
     ) -> None:
         self._cursor = catalog.conn.cursor()
-        self._queue: deque[ScoredBatch | FailedRequest] = deque()
+        self._queue: deque[ScoredBatch] = deque()
         self._queued_rows = 0
         """Approximate (updated without a lock): it only decides when to wake the writer."""
         self._wake = threading.Event()
         self._flush_interval_s = flush_interval_s
+        self._errors: dict[tuple[str, int | None, int], list[object]] = {}
+        """(endpoint, version, status) -> [first served_at, count, first message] this window."""
+        self._errors_lock = threading.Lock()
+        self._errors_written_at = time.monotonic()
+        self.error_window_s = ERROR_WINDOW_S
         self._flush_rows = flush_rows
         self._max_queued = max_queued
         self.dropped_rows = 0
@@ -217,11 +230,31 @@ class PredictionLog:
         return True
 
     def submit_failure(self, failure: FailedRequest) -> bool:
-        """Queue a failed request for `serving_errors`; never blocks. False when dropped."""
-        if self._closed or len(self._queue) >= self._max_queued:
+        """Count a failed request for `serving_errors` (written once a window). False
+        after close."""
+        if self._closed:
             return False
-        self._queue.append(failure)
+        key = (failure.endpoint, failure.model_version, failure.status)
+        with self._errors_lock:
+            counted = self._errors.get(key)
+            if counted is None:
+                self._errors[key] = [failure.served_at, 1, failure.message[:500]]
+            else:
+                counted[1] += 1  # type: ignore[operator]
         return True
+
+    def _take_errors(self, stopping: bool) -> list[list[object]]:
+        """The window's error counts as `serving_errors` rows, once the window is over."""
+        now = time.monotonic()
+        if not stopping and now - self._errors_written_at < self.error_window_s:
+            return []
+        with self._errors_lock:
+            errors, self._errors = self._errors, {}
+        self._errors_written_at = now
+        return [
+            [served_at, endpoint, version, status, message, count]
+            for (endpoint, version, status), (served_at, count, message) in errors.items()
+        ]
 
     def close(self) -> None:
         """Write everything queued, then stop the writer and its cursor."""
@@ -238,21 +271,17 @@ class PredictionLog:
             self._wake.clear()
             stopping = self._closed  # read before draining, so nothing submitted earlier is left
             self._queued_rows = 0
-            pending: list[ScoredBatch | FailedRequest] = []
+            pending: list[ScoredBatch] = []
             while self._queue:
                 pending.append(self._queue.popleft())
-            if pending:
-                self._flush(pending)
+            failures = self._take_errors(stopping)
+            if pending or failures:
+                self._flush(pending, failures)
             if stopping:
                 return
 
-    def _flush(self, items: list[ScoredBatch | FailedRequest]) -> None:
-        frame = batches_frame([i for i in items if isinstance(i, ScoredBatch)])
-        failures = [
-            [f.served_at, f.endpoint, f.model_version, f.status, f.message[:500]]
-            for f in items
-            if isinstance(f, FailedRequest)
-        ]
+    def _flush(self, items: list[ScoredBatch], failures: list[list[object]]) -> None:
+        frame = batches_frame(items)
         try:
             self._cursor.register("mldeck_pending_predictions", frame.to_arrow())
             self._cursor.execute("BEGIN TRANSACTION")
@@ -262,7 +291,10 @@ class PredictionLog:
             )
             if failures:
                 self._cursor.executemany(
-                    "INSERT INTO serving_errors VALUES (?, ?, ?, ?, ?)", failures
+                    "INSERT INTO serving_errors"
+                    " (served_at, endpoint, model_version, status, message, requests)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    failures,
                 )
             self._cursor.execute("COMMIT")
             self.written_rows += frame.height

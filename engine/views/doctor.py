@@ -3,8 +3,12 @@
 Checks that every object the catalog refers to exists and still hashes to its
 name, that the aliases point at registered versions whose ONNX graph verifies
 and loads, that no content was ingested twice, that no stage run is left
-`running` by a process that is gone, and that the audit chain verifies. Each
-problem is one line naming what and where.
+`running` by a process that is gone, that every version was registered whole
+(its training run and metrics), and that the audit chain verifies.
+While no engine is working (`idle`), it also reports what a crash left for the
+next start to redo or remove: journaled training jobs nobody finished and
+staging files in `.mldeck/objects/tmp`. Each problem is one line naming what
+and where.
 """
 
 from __future__ import annotations
@@ -14,12 +18,18 @@ from typing import Any
 
 from engine.core.owner import pid_alive
 from engine.core.project import Project
+from engine.records.crash_recovery import unfinished_jobs
 from storage.audit import verify_chain
 from storage.errors import StorageError
 
 
-def check_project(project: Project) -> dict[str, Any]:
-    """Returns `{"ok", "problems": [str], "checked": {what: count}}`."""
+def check_project(project: Project, idle: bool = True) -> dict[str, Any]:
+    """Returns `{"ok", "problems": [str], "checked": {what: count}}`.
+
+    Args:
+        idle: no engine job is running (a running one may be writing staging files and
+            its own journal row, which are then not leftovers).
+    """
     catalog = project.catalog
     problems: list[str] = []
     checked: dict[str, int] = {}
@@ -66,9 +76,11 @@ def check_project(project: Project) -> dict[str, Any]:
                 problems.append(f"{name}: {problem}")
     checked["aliases"] = len(aliases)
 
+    # A revalidated batch hands its content on to the batch its revalidation accepted.
     for row in catalog.rows(
         "SELECT content_hash, string_agg(batch_id::VARCHAR, ', ' ORDER BY batch_id) AS ids"
-        " FROM batches WHERE status != 'duplicate' GROUP BY content_hash HAVING count(*) > 1"
+        " FROM batches WHERE status NOT IN ('duplicate', 'revalidated')"
+        " GROUP BY content_hash HAVING count(*) > 1"
     ):
         problems.append(
             f"content {row['content_hash'][:12]} was ingested more than once: batches {row['ids']}"
@@ -92,6 +104,32 @@ def check_project(project: Project) -> dict[str, Any]:
                 f"{row['pid']}, which is gone"
             )
     checked["stage_runs"] = int(catalog.scalar("SELECT count(*) FROM stage_runs"))
+
+    for row in catalog.rows(
+        "SELECT v.version FROM model_versions v"
+        " LEFT JOIN training_runs t USING (training_run_id)"
+        " WHERE t.training_run_id IS NULL"
+        " OR NOT EXISTS (SELECT 1 FROM metrics m WHERE m.version = v.version)"
+        " ORDER BY v.version"
+    ):
+        problems.append(
+            f"v{row['version']} is half-registered (no training run or metrics); "
+            "archive it: mldeck archive VERSION --reason ..."
+        )
+    checked["versions"] = int(catalog.scalar("SELECT count(*) FROM model_versions"))
+
+    if idle:
+        for job in unfinished_jobs(catalog):
+            problems.append(
+                f"job {job['job_id']} ({job['kind']}) was cut short after {job['attempts']} "
+                "attempt(s); it runs again when an engine starts (mldeck daemon, or mldeck)"
+            )
+        leftovers = project.objects.staging_leftovers()
+        if leftovers:
+            problems.append(
+                f"{len(leftovers)} staging file(s) left in {project.objects.tmp_dir} by writes "
+                "that never finished; the next command that writes removes them"
+            )
 
     broken = verify_chain(catalog)
     if broken is not None:

@@ -8,7 +8,7 @@ with the audit entry that made it champion before the prediction was served.
 it served, counted by day.
 
 Everything is read from the catalog only, so it works for versions archived or
-superseded long ago. Times are ISO 8601 strings in UTC (see `engine.core.jsonable.iso`).
+superseded long ago. Times are ISO 8601 strings in UTC (see `engine.views.status.iso`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.core.errors import NotFoundError
 from engine.core.jsonable import iso
+from engine.data.dataset_snapshots import snapshot_of_batches
 from engine.records.provenance import version_provenance
 from engine.records.registry import CHAMPION, get_version, version_metrics
 from storage.catalog import Catalog
@@ -66,12 +67,16 @@ def version_record(catalog: Catalog, version: int) -> dict[str, Any]:
             int(b["batch_id"]): b
             for b in catalog.rows(
                 "SELECT batch_id, source_name, source_path, content_hash, row_count, status,"
-                " ingested_at FROM batches WHERE list_contains(?, batch_id)",
+                " ingested_at, snapshot_hash AS own_snapshot FROM batches"
+                " WHERE list_contains(?, batch_id)",
                 [batch_ids],
             )
         }
-        for batch_id, snapshot_hash in zip(batch_ids, hashes, strict=True):
-            batch = by_id.get(int(batch_id), {"batch_id": batch_id})
+        own = {batch_id: b.pop("own_snapshot") for batch_id, b in by_id.items()}
+        for batch_id, snapshot_hash in snapshot_of_batches(
+            [int(b) for b in batch_ids], hashes, own
+        ):
+            batch = by_id.get(batch_id, {"batch_id": batch_id})
             snapshots.append(_isoed({**batch, "snapshot_hash": snapshot_hash}))
     feature_spec = catalog.scalar(
         "SELECT spec_json FROM feature_definitions WHERE feature_hash = ?", [row["feature_hash"]]
