@@ -66,7 +66,7 @@ def build(root: Path, rows: int) -> list[str]:
     import polars as pl
 
     from engine.core.project import init_project, open_project
-    from engine.data.ingest import ingest_file
+    from engine.pipeline.intake import ingest_file
     from engine.pipeline.training_run import train
 
     init_project(root, target="default", id_column="loan_id")

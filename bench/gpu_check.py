@@ -91,7 +91,7 @@ def main() -> int:
     from engine.core.project import init_project, open_project
     from engine.data.dataset import prepare_dataset
     from engine.data.features import feature_spec
-    from engine.data.ingest import ingest_file
+    from engine.pipeline.intake import ingest_file
 
     cuda = torch.cuda.is_available()
     print(

@@ -143,7 +143,7 @@ def _child_mldeck(
     the measured ingest runs against an existing contract (all soft checks run),
     as every batch after a project's first does.
     """
-    import engine.data.ingest as ingest
+    import engine.pipeline.intake as ingest
     import storage.objects as objects
     from engine.core.project import init_project, open_project
 

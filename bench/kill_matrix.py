@@ -143,7 +143,7 @@ def build_template(folder: Path) -> dict[str, Any]:
     import polars as pl
 
     from engine.core.project import init_project, open_project
-    from engine.data.ingest import ingest_file
+    from engine.pipeline.intake import ingest_file
     from engine.pipeline.retrain import propose
     from engine.pipeline.training_run import train
 

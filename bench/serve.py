@@ -68,7 +68,7 @@ TARGET_ROWS_S_100ROW = 100_000
 
 def build_project(root: Path) -> None:
     from engine.core.project import init_project, open_project
-    from engine.data.ingest import ingest_file
+    from engine.pipeline.intake import ingest_file
     from engine.pipeline.training_run import train
 
     init_project(root, target="default", id_column="loan_id")

@@ -93,7 +93,7 @@ ENV["MLDECK_ACTOR"] = "bench"
 
 def build(root: Path, batches: int, versions: int) -> None:
     from engine.core.project import init_project, open_project
-    from engine.data.ingest import ingest_file
+    from engine.pipeline.intake import ingest_file
     from engine.pipeline.training_run import train
     from storage.audit import append_entry
 

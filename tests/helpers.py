@@ -125,7 +125,7 @@ def build_trained(root: Path, data: Path, models: str) -> list[int]:
     calling this themselves: it trains each (models, data) once per test session and worker.
     """
     from engine.core.project import init_project, open_project
-    from engine.data.ingest import ingest_file
+    from engine.pipeline.intake import ingest_file
     from engine.pipeline.training_run import train
 
     init_project(root, target="default", id_column="loan_id")

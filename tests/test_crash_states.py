@@ -66,7 +66,7 @@ def _service(root: Path) -> Iterator[EngineService]:
 @pytest.fixture
 def trained(make_project: Any, small_reference: Path, tmp_path: Path) -> tuple[Path, list[Path]]:
     """A project with one ingested batch and one training run, and two more slices."""
-    from engine.data.ingest import ingest_file
+    from engine.pipeline.intake import ingest_file
     from engine.pipeline.training_run import train
 
     root = make_project("states", models=None)
@@ -256,7 +256,7 @@ def test_a_training_run_that_dies_while_registering_leaves_no_version(
             raise KeyboardInterrupt("killed while registering")
         real(*args, **kwargs)
 
-    monkeypatch.setattr(engine.pipeline, "record_provenance", dies_on_the_second)
+    monkeypatch.setattr(engine.pipeline.training_run, "record_provenance", dies_on_the_second)
     with open_project(root) as project:
         runs_before = _count(project, "SELECT count(*) FROM training_runs")
         with pytest.raises(KeyboardInterrupt):
@@ -312,8 +312,7 @@ def test_doctor_is_clean_after_a_revalidation(
     trained: tuple[Path, list[Path]], small_reference: Path, tmp_path: Path
 ) -> None:
     """The revalidated batch hands its content on to the new batch: not ingested twice."""
-    from engine.data.ingest import ingest_file
-    from engine.data.quarantine import revalidate
+    from engine.pipeline.intake import ingest_file, revalidate
     from tests.test_quarantine import broken_batch, edit_contract
 
     root, _ = trained
@@ -366,7 +365,7 @@ def test_an_interrupted_live_performance_update_is_redone_once(
 ) -> None:
     import polars as pl
 
-    from engine.data.labels import ingest_labels_file
+    from engine.pipeline.intake import ingest_labels_file
 
     root, (drop, _) = trained
     with open_project(root) as project:
@@ -400,6 +399,6 @@ def test_an_interrupted_live_performance_update_is_redone_once(
 
 
 def _ingest(project: Project, path: Path) -> str:
-    from engine.data.ingest import ingest_file
+    from engine.pipeline.intake import ingest_file
 
     return ingest_file(project, path).status

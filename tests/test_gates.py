@@ -15,7 +15,7 @@ import pytest
 import engine.models.training
 from engine.core.errors import RegistryError, TrainingError
 from engine.core.project import Project
-from engine.data.ingest import ingest_file
+from engine.pipeline.intake import ingest_file
 from engine.pipeline.training_run import train
 from engine.records.registry import CHALLENGER, CHAMPION, alias_version, promote
 from tests.helpers import LINEAR
@@ -40,7 +40,7 @@ def skew_exported_graph(monkeypatch: pytest.MonkeyPatch) -> None:
             intercepts.floats.extend(shifted)
         return real_model_bytes(model)
 
-    monkeypatch.setattr(engine.training, "model_bytes", skewed_model_bytes)
+    monkeypatch.setattr(engine.models.training, "model_bytes", skewed_model_bytes)
 
 
 def versions(project: Project) -> list[dict[str, Any]]:

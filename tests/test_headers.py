@@ -259,9 +259,8 @@ def write_csv(path: Path, table: dict[str, list[Any]], rows: slice = slice(None)
     "seed", [11, pytest.param(12, marks=pytest.mark.slow), pytest.param(13, marks=pytest.mark.slow)]
 )
 def test_generated_hostile_headers_ingest_train_and_score(tmp_path: Path, seed: int) -> None:
-    from engine.data.ingest import ingest_file
-    from engine.data.labels import ingest_labels_file
     from engine.models.scoring import score_version, version_inputs
+    from engine.pipeline.intake import ingest_file, ingest_labels_file
     from engine.pipeline.training_run import train
     from engine.records.registry import get_version
 
@@ -493,7 +492,7 @@ def test_hostile_markup_and_quotes_show_verbatim_in_the_cli(tmp_path: Path) -> N
 
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
-    from engine.data.ingest import ingest_file
+    from engine.pipeline.intake import ingest_file
 
     root = tmp_path_factory.mktemp("missing") / "proj"
     init_project(root, target="default", id_column="loan_id")
@@ -557,7 +556,7 @@ async def test_the_ui_shows_every_screen_with_hostile_headers(
     from textual.widgets import DataTable
 
     from app.ui.app import make_app
-    from engine.data.ingest import ingest_file
+    from engine.pipeline.intake import ingest_file
     from engine.pipeline.training_run import train
 
     headers = {**SPREADSHEET, "region": "Région [/]", "home_ownership": "[bold]Home"}
@@ -607,7 +606,7 @@ async def test_the_ui_shows_every_screen_with_hostile_headers(
 
 def test_without_an_id_column_hostile_headers_split_and_train(tmp_path: Path) -> None:
     """The split hashes the row values when there is no id: every column name quoted."""
-    from engine.data.ingest import ingest_file
+    from engine.pipeline.intake import ingest_file
     from engine.pipeline.reproduce import IDENTICAL, reproduce_version
     from engine.pipeline.training_run import train
 

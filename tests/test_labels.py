@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.core.project import Project, init_project, open_project
-from engine.data.ingest import ingest_file
-from engine.data.labels import ingest_labels_file
 from engine.monitoring.performance import performance_windows
+from engine.pipeline.intake import ingest_file, ingest_labels_file
 from engine.pipeline.training_run import train
 from tests.conftest import SAMPLE, append_models, run_cli
 

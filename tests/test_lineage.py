@@ -20,7 +20,7 @@ import pytest
 
 from engine.core.owner import project_token
 from engine.core.project import init_project, open_project
-from engine.data.ingest import ingest_file
+from engine.pipeline.intake import ingest_file
 from engine.pipeline.training_run import train
 from engine.service.engine_service import EngineService
 from engine.serving.app import create_app

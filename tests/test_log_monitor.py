@@ -13,11 +13,10 @@ import polars as pl
 import pytest
 
 from engine.core.project import Project, open_project
-from engine.data.ingest import ingest_file
-from engine.data.labels import ingest_labels_file
 from engine.monitoring.alerts import list_alerts
 from engine.monitoring.log_monitor import monitor_log
 from engine.monitoring.performance import performance_windows
+from engine.pipeline.intake import ingest_file, ingest_labels_file
 from engine.serving.app import create_app
 from tests.conftest import TrainedTemplates
 from tests.helpers import LINEAR, REFERENCE, SAMPLE, run_cli

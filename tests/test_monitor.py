@@ -12,9 +12,9 @@ import pytest
 
 from engine.core.project import Project, init_project, open_project
 from engine.core.spans import parse_span
-from engine.data.ingest import ingest_file
 from engine.monitoring.drift import ReferenceProfile, WindowSummary
 from engine.monitoring.monitor import batch_window, latest_window, merged_window
+from engine.pipeline.intake import ingest_file
 from engine.pipeline.training_run import train
 from engine.records.registry import CHAMPION, alias_version
 from tests.conftest import REFERENCE, SAMPLE, append_models, run_cli

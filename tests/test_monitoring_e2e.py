@@ -50,8 +50,7 @@ class Played:
 
 @pytest.fixture(scope="module")
 def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
-    from engine.data.ingest import ingest_file
-    from engine.data.labels import ingest_labels_file
+    from engine.pipeline.intake import ingest_file, ingest_labels_file
 
     root = tmp_path_factory.mktemp("e2e") / "loans"
     init_project(root, target="default", id_column="loan_id")

@@ -18,9 +18,8 @@ import tomlkit
 from engine.core.errors import MldeckError, NotFoundError, ProjectError
 from engine.core.owner import project_token
 from engine.core.project import Project, init_project, open_project
-from engine.data.ingest import ingest_file
-from engine.data.labels import ingest_labels_file
-from engine.data.quarantine import REVALIDATED, revalidate
+from engine.data.quarantine import REVALIDATED
+from engine.pipeline.intake import ingest_file, ingest_labels_file, revalidate
 from engine.service.client import LocalEngine, RemoteEngine
 from engine.service.engine_service import EngineService
 from storage.audit import verify_chain

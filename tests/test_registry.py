@@ -16,7 +16,7 @@ import pytest
 
 from engine.core.errors import NotFoundError, RegistryError
 from engine.core.project import Project, init_project, open_project
-from engine.data.ingest import ingest_file
+from engine.pipeline.intake import ingest_file
 from engine.pipeline.training_run import train
 from engine.records.registry import (
     CHALLENGER,

@@ -11,7 +11,7 @@ import pytest
 
 from engine.core.errors import RegistryError
 from engine.core.project import Project
-from engine.data.ingest import ingest_file
+from engine.pipeline.intake import ingest_file
 from engine.pipeline.retrain import decide, list_proposals, propose, run_retrain, schedule_due
 from engine.pipeline.training_run import train
 from engine.records.registry import CHALLENGER, CHAMPION, alias_version
@@ -171,7 +171,7 @@ def test_retrain_cli_without_a_daemon(small_champion: tuple[Project, list[Path]]
 def test_alerts_and_new_labels_are_retrain_triggers(
     small_champion: tuple[Project, list[Path]],
 ) -> None:
-    from engine.data.labels import ingest_labels_file
+    from engine.pipeline.intake import ingest_labels_file
     from engine.pipeline.retrain import alert_due, due_triggers, labels_due
     from tests.conftest import SAMPLE
 

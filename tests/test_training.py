@@ -24,8 +24,8 @@ from engine.core.errors import ConfigError, TrainingError
 from engine.core.project import Project, init_project, open_project
 from engine.data.dataset import prepare_dataset
 from engine.data.features import feature_spec
-from engine.data.ingest import ingest_file
 from engine.models.evaluate import apply_gates, better, classification_metrics, regression_metrics
+from engine.pipeline.intake import ingest_file
 from engine.pipeline.training_run import TrainResult, train
 from tests.conftest import REFERENCE, append_models
 

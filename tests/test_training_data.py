@@ -11,8 +11,7 @@ import pytest
 from engine.core.project import Project, init_project, open_project
 from engine.data.dataset import prepare_dataset
 from engine.data.features import feature_spec
-from engine.data.ingest import ingest_file
-from engine.data.labels import ingest_labels_file
+from engine.pipeline.intake import ingest_file, ingest_labels_file
 from tests.conftest import SAMPLE
 
 LINEAR = '\n[models.linear]\nkind = "linear"\n'

@@ -23,8 +23,8 @@ from engine.core.owner import pid_alive
 from engine.core.project import open_project
 from engine.data.dataset import prepare_dataset
 from engine.data.features import feature_spec
-from engine.data.ingest import ingest_file
 from engine.models.training import train_candidate
+from engine.pipeline.intake import ingest_file
 from engine.pipeline.retrain import propose
 from engine.service.engine_service import EngineService
 from engine.service.training_worker import TrainingWorker

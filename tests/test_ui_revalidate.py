@@ -14,7 +14,7 @@ from app.ui.app import MldeckApp, make_app
 from app.ui.screens.data import DataScreen
 from app.ui.screens.dialogs import ReasonDialog
 from engine.core.project import open_project
-from engine.data.ingest import ingest_file
+from engine.pipeline.intake import ingest_file
 from tests.helpers import until
 from tests.test_quarantine import broken_batch, edit_contract
 from tests.test_ui import SIZE, catalog_of, last_audit, rows, settle, type_text

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.project import open_project
-from engine.data.ingest import ingest_file
+from engine.pipeline.intake import ingest_file
 from storage.audit import GENESIS_HASH, _entry_hash
 from storage.catalog import Catalog
 from tests.conftest import SAMPLE, TWO_LINEAR, build_trained

@@ -441,12 +441,6 @@ def ingest_file(project: Project, path: Path, events: EventSink = ignore_events)
         con.close()
     detail = f"{rows} rows" if not errors else errors[0].message
     events(StageFinished("ingest", path.name, status, detail))
-    if status in ("accepted", "warned"):
-        # Stage 8: the batch's drift window against the champion (when it has a
-        # reference profile); recorded as a "monitor" stage run, never fails the ingest.
-        from engine.monitoring.monitor import monitor_batch_recorded
-
-        monitor_batch_recorded(project, batch_id, events)
     return IngestResult(
         path,
         status,
@@ -654,23 +648,5 @@ def refuse_unreadable(
     return IngestResult(path, "refused", "", issues=[Issue("error", None, "refused", reason)])
 
 
-def ingest_dropped(project: Project, path: Path, events: EventSink = ignore_events) -> IngestResult:
-    """Ingest a file by where it lies: under the labels folder as labels, otherwise as data."""
-    refused = refuse_unreadable(project, path, events)
-    if refused is not None:
-        return refused
-    if is_labels_file(project, path):
-        from engine.data.labels import ingest_labels_file  # it builds on this module
-
-        return ingest_labels_file(project, path, events)
-    return ingest_file(project, path, events)
-
-
 def is_labels_file(project: Project, path: Path) -> bool:
     return path.resolve().is_relative_to(project.labels_dir.resolve())
-
-
-def ingest_paths(
-    project: Project, paths: list[Path], events: EventSink = ignore_events
-) -> list[IngestResult]:
-    return [ingest_file(project, p, events) for p in expand_paths(paths)]

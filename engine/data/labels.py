@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -152,8 +153,6 @@ def _label_type(project: Project) -> str | None:
 def _unknown_classes(
     project: Project, con: duckdb.DuckDBPyConnection, label_col: str, label_type: str
 ) -> list[Issue]:
-    from engine.monitoring.performance import label_text
-
     champion = alias_version(project.catalog, CHAMPION)
     if champion is None:
         return []
@@ -239,8 +238,6 @@ def ingest_labels_file(
             "labels", path.name, status, errors[0].message if errors else f"{rows} labels"
         )
     )
-    if not errors:
-        _refresh_performance(project, batch_id, on_event)
     return IngestResult(
         path,
         status,
@@ -275,21 +272,11 @@ def _store_labels(
         conn.unregister("mldeck_new_labels")
 
 
-def _refresh_performance(project: Project, batch_id: int, on_event: EventSink) -> None:
-    """Recompute the windows these labels touch, inside a ``performance`` stage run; a failure
-    is recorded, never raised (the labels are stored either way)."""
-    from engine.core.errors import MldeckError
-    from engine.monitoring.performance import refresh_for_labels
+def label_text(value: Any) -> str:
+    """A class or label as the text stored in ``labels.label`` (DuckDB's CAST to VARCHAR)."""
+    # numpy is imported lazily: reading the windows (the UI's first screen) needs none of it.
+    import numpy as np
 
-    on_event(StageStarted("performance", f"labels {batch_id}"))
-    try:
-        with stage_run(project.catalog, "performance", {"labels_batch_id": batch_id}) as run:
-            windows = refresh_for_labels(project, batch_id, on_event)
-            run.outputs = {"windows": [w["window_ref"] for w in windows]}
-    except Exception as exc:
-        message = exc.msg if isinstance(exc, MldeckError) else f"{type(exc).__name__}: {exc}"
-        on_event(StageFinished("performance", f"labels {batch_id}", "failed", message))
-        return
-    on_event(
-        StageFinished("performance", f"labels {batch_id}", "succeeded", f"{len(windows)} windows")
-    )
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    return str(value)

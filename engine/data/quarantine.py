@@ -45,7 +45,7 @@ from engine.data.ingest import (
     store_snapshot,
     validate_loaded,
 )
-from engine.data.labels import _check, _refresh_performance, _store_labels
+from engine.data.labels import _check, _store_labels
 from engine.records.stage_runs import stage_run
 from storage.audit import append_entry
 from storage.catalog import utcnow
@@ -136,12 +136,6 @@ def revalidate(
     errors = [i for i in outcome["issues"] if i["severity"] == "error"]
     detail = errors[0]["message"] if errors else f"batch {new_batch_id}"
     events(StageFinished("revalidate", name, outcome["status"], detail))
-    if new_batch_id is not None and batch["kind"] == "data":
-        from engine.monitoring.monitor import monitor_batch_recorded
-
-        monitor_batch_recorded(project, new_batch_id, events)
-    elif new_batch_id is not None:
-        _refresh_performance(project, new_batch_id, events)
     return outcome
 
 

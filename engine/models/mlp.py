@@ -27,7 +27,7 @@ from engine.data.features import (
     onnx_feed,
     onnx_input_types,
 )
-from engine.models.training import TrainedModel, check_parity
+from engine.models.base import TrainedModel, check_parity
 
 DEFAULTS: dict[str, Any] = {
     "hidden": [64, 32],

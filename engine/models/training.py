@@ -8,11 +8,8 @@ fixed; sklearn, skl2onnx and torch are imported only here, when training runs.
 from __future__ import annotations
 
 import difflib
-import os
 import pickle
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,29 +26,9 @@ from engine.data.features import (
     onnx_feed,
     onnx_input_types,
 )
+from engine.models.base import TrainedModel, check_parity
 
 SKLEARN_OPSET = {"": 17, "ai.onnx.ml": 3}
-PARITY_TOLERANCE = 1e-4
-
-
-@dataclass
-class TrainedModel:
-    candidate: Candidate
-    params: dict[str, Any]
-    """The effective parameters (config over defaults)."""
-    device: str
-    onnx_bytes: bytes
-    native_bytes: bytes
-    holdout_output: np.ndarray
-    """The ONNX model's probabilities (or predictions) on the holdout."""
-    parity_max_abs_diff: float
-    duration_s: float
-    pid: int = field(default_factory=os.getpid)
-    """The process that trained it: the engine's, or its training worker's."""
-
-
-Trainer = Callable[[Candidate, Dataset, FeatureSpec, int, EventSink], TrainedModel]
-"""`train_candidate` or a stand-in with its signature (`engine.service.training_worker`)."""
 
 
 def _estimator(kind: str, task: str, seed: int) -> Any:
@@ -83,22 +60,6 @@ def _check_params(candidate: Candidate, known: set[str]) -> None:
             raise ConfigError(
                 f"models.{candidate.name}.{key}: not a parameter of {candidate.kind}{hint}"
             )
-
-
-def check_parity(native: np.ndarray, onnx_out: np.ndarray, task: str, name: str) -> float:
-    """Max |native - ONNX|; regression is measured relative to the prediction scale."""
-    diff = (
-        float(np.max(np.abs(native.astype(np.float64) - onnx_out.astype(np.float64))))
-        if len(native)
-        else 0.0
-    )
-    scale = 1.0 if task == "classification" else max(1.0, float(np.mean(np.abs(native))))
-    if diff / scale > PARITY_TOLERANCE:
-        raise TrainingError(
-            f"{name}: ONNX output differs from the native model by {diff:.3g} on the holdout "
-            f"(tolerance {PARITY_TOLERANCE:g}{' x scale' if scale != 1.0 else ''}); not registered"
-        )
-    return diff
 
 
 def train_candidate(

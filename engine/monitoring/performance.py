@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core.events import EventSink, ignore_events
 from engine.core.project import Project
-from engine.data.labels import LATEST_LABELS
+from engine.data.labels import LATEST_LABELS, label_text
 from engine.records.registry import version_metrics
 from storage.catalog import utcnow
 from storage.sql import quote_literal
@@ -34,16 +34,6 @@ from storage.sql import quote_literal
 if TYPE_CHECKING:
     import numpy as np
     import polars as pl
-
-
-def label_text(value: Any) -> str:
-    """A class or label as the text stored in ``labels.label`` (DuckDB's CAST to VARCHAR)."""
-    # numpy is imported lazily: reading the windows (the UI's first screen) needs none of it.
-    import numpy as np
-
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _json_path(column: str) -> str:

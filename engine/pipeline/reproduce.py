@@ -40,7 +40,7 @@ from storage.audit import append_entry
 from storage.errors import StorageError
 
 if TYPE_CHECKING:
-    from engine.models.training import Trainer
+    from engine.models.base import Trainer
 
 TOLERANCE = 1e-6
 IDENTICAL = "identical"

@@ -31,7 +31,7 @@ from storage.catalog import utcnow
 from storage.sql import quote_literal
 
 if TYPE_CHECKING:
-    from engine.models.training import Trainer
+    from engine.models.base import Trainer
 
 log = logging.getLogger(__name__)
 

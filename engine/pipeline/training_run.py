@@ -21,6 +21,7 @@ from engine.core.events import EventSink, StageFinished, StageStarted, ignore_ev
 from engine.core.project import Project
 from engine.data.dataset import Dataset, prepare_dataset
 from engine.data.features import FeatureSpec, feature_spec
+from engine.models.base import TrainedModel, Trainer
 from engine.models.evaluate import (
     GateResult,
     apply_gates,
@@ -29,15 +30,15 @@ from engine.models.evaluate import (
     regression_metrics,
 )
 from engine.models.scoring import score_version
-from engine.models.training import TrainedModel, Trainer, train_candidate
+from engine.models.training import train_candidate
 from engine.monitoring.monitor import record_reference_profile
+from engine.pipeline.register import register_version
 from engine.records.provenance import record_provenance
 from engine.records.registry import (
     CHAMPION,
     alias_version,
     get_version,
     promote,
-    register_version,
     set_challenger,
 )
 from engine.records.stage_runs import stage_run

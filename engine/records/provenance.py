@@ -4,7 +4,7 @@ At registration the config file's bytes go to the object store (so `reproduce`
 can read the exact file back, hash-verified) and the code version is recorded:
 the installed mldeck and, when the project folder is inside a git repository,
 its HEAD commit and whether tracked files had uncommitted changes. Library
-versions are recorded by `registry.register_version` itself.
+versions are recorded by `engine.pipeline.register.register_version` itself.
 
 Versions registered before this was recorded have no row; readers get
 `NOT_RECORDED` in place of each value.

@@ -1,4 +1,4 @@
-"""Stage 6, register, and the champion / challenger aliases.
+"""The model registry: versions, their metrics, and the champion / challenger aliases.
 
 A model version records its lineage (dataset and snapshot hashes, feature
 definition, params, seed, device, library versions), its ONNX and native bytes
@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import json
 import platform
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.core.errors import NotFoundError, RegistryError
 from storage.audit import append_entry
 from storage.catalog import Catalog, utcnow
-
-if TYPE_CHECKING:  # kept out of the import path of read-only commands (explain, lineage)
-    from engine.models.evaluate import GateResult
-    from engine.models.training import TrainedModel
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -46,62 +42,6 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def register_version(
-    catalog: Catalog,
-    *,
-    trained: TrainedModel,
-    training_run_id: int,
-    dataset_id: int,
-    feature_hash: str,
-    task: str,
-    target: str,
-    classes: list[Any] | None,
-    seed: int,
-    onnx_hash: str,
-    native_hash: str,
-    metrics: dict[str, float | None],
-    gates: GateResult,
-) -> int:
-    """Record a new model version and its metrics; returns the version number."""
-    from engine.core.onnx_tools import describe_io, make_session
-
-    inputs, outputs = describe_io(make_session(trained.onnx_bytes))
-    with catalog.transaction():
-        version = int(catalog.scalar("SELECT coalesce(max(version), 0) + 1 FROM model_versions"))
-        catalog.execute(
-            "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?, ?, 'registered', ?)",
-            [
-                version,
-                trained.candidate.name,
-                trained.candidate.kind,
-                task,
-                target,
-                training_run_id,
-                dataset_id,
-                feature_hash,
-                onnx_hash,
-                native_hash,
-                json.dumps(trained.params, sort_keys=True, default=str),
-                seed,
-                trained.device,
-                json.dumps(classes) if classes is not None else None,
-                json.dumps(inputs),
-                json.dumps(outputs),
-                trained.parity_max_abs_diff,
-                gates.promotable,
-                json.dumps({"checks": gates.checks, "champion": gates.champion}, default=str),
-                json.dumps(library_versions(), sort_keys=True),
-                utcnow(),
-            ],
-        )
-        for name, value in metrics.items():
-            catalog.execute(
-                "INSERT INTO metrics VALUES (?, 'holdout', ?, ?)", [version, name, value]
-            )
-    return version
 
 
 def alias_version(catalog: Catalog, alias: str) -> int | None:

@@ -25,7 +25,7 @@ from engine.service.operations import OPERATIONS, EngineClient
 
 if TYPE_CHECKING:
     from engine.core.events import Event, EventHub, EventSink
-    from engine.models.training import Trainer
+    from engine.models.base import Trainer
     from engine.service import loopback
 
 CONTROL_TIMEOUT_S = 30.0
@@ -94,7 +94,8 @@ class LocalEngine(EngineClient):
 
     def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
         """Ingest files, or every candidate file in folders (default: incoming, then labels)."""
-        from engine.data.ingest import expand_paths, ingest_dropped, ingest_result_dict
+        from engine.data.ingest import expand_paths, ingest_result_dict
+        from engine.pipeline.intake import ingest_dropped
 
         project = self.project
         default = [project.incoming_dir] + (
@@ -304,7 +305,7 @@ class LocalEngine(EngineClient):
 
     def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]:
         """Validate a quarantined file again under the current contract (engine.data.quarantine)."""
-        from engine.data.quarantine import revalidate
+        from engine.pipeline.intake import revalidate
 
         return revalidate(self.project, batch_id, actor=actor, reason=reason, events=self._sink)
 

@@ -185,7 +185,8 @@ def play_weeks(
 
 def _drop(project: Project, source: Path, folder: Path, on_event: EventSink) -> dict[str, Any]:
     """Drop a file into a watched folder and ingest it there, as the watcher would."""
-    from engine.data.ingest import ingest_dropped, ingest_result_dict
+    from engine.data.ingest import ingest_result_dict
+    from engine.pipeline.intake import ingest_dropped
 
     target = drop_file(source, folder)
     return ingest_result_dict(project, ingest_dropped(project, target, on_event))

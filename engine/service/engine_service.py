@@ -326,7 +326,7 @@ class EngineService(EngineClient):
     def _recover(self) -> dict[str, Any]:
         """Redo the ingests, drift checks and live-performance updates that an earlier
         engine left interrupted."""
-        from engine.data.ingest import ingest_dropped
+        from engine.pipeline.intake import ingest_dropped
 
         catalog = self.project.catalog
         reingested = []
@@ -351,11 +351,9 @@ class EngineService(EngineClient):
             "   WHERE w.batch_id = CAST(json_extract(s.inputs_json, '$.batch_id') AS BIGINT))"
             " ORDER BY 1"
         ):
-            from engine.monitoring.monitor import (
-                monitor_batch_recorded,  # numpy: only when there is one
-            )
+            from engine.pipeline.intake import monitor_batch
 
-            monitor_batch_recorded(self.project, int(row["batch_id"]), self.hub.publish)
+            monitor_batch(self.project, int(row["batch_id"]), self.hub.publish)
             rechecked.append(int(row["batch_id"]))
         refreshed = []
         for row in catalog.rows(
@@ -367,9 +365,9 @@ class EngineService(EngineClient):
             "     = json_extract(s.inputs_json, '$.labels_batch_id'))"
             " ORDER BY 1"
         ):
-            from engine.data.labels import _refresh_performance
+            from engine.pipeline.intake import refresh_performance
 
-            _refresh_performance(self.project, int(row["b"]), self.hub.publish)
+            refresh_performance(self.project, int(row["b"]), self.hub.publish)
             refreshed.append(int(row["b"]))
         return {
             "reingested": reingested,

@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # numpy, polars, duckdb: not for an engine that has not train
     from engine.core.config import Candidate
     from engine.data.dataset import Dataset
     from engine.data.features import FeatureSpec
-    from engine.models.training import TrainedModel
+    from engine.models.base import TrainedModel
 
 NICENESS = 10
 """The child's niceness: where the engine's own threads (UI, endpoint) and the training
