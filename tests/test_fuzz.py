@@ -33,14 +33,14 @@ from schemathesis.checks import not_a_server_error
 
 from engine.core.owner import project_token
 from engine.serving import oip_binary
-from engine.serving.app import (
+from engine.serving.bodies import BodyTooLarge, read_asgi_body, read_rsgi_body
+from engine.serving.decode import (
     HttpError,
     columns_from_csv,
     columns_from_mlflow_json,
     columns_from_oip,
     prepare_columns,
 )
-from engine.serving.bodies import BodyTooLarge, read_asgi_body, read_rsgi_body
 from engine.serving.model_slot import LoadedModel, load_model
 from engine.serving.openapi import openapi_spec
 from tests.conftest import TWO_LINEAR, build_trained, start_server, stop_server

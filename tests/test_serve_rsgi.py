@@ -24,7 +24,7 @@ import tritonclient.http as httpclient
 
 from engine.core.project import open_project
 from engine.records.registry import CHAMPION, alias_version
-from engine.serving.app import MAX_BODY_BYTES
+from engine.serving.decode import MAX_BODY_BYTES
 from tests.conftest import TrainedTemplates
 from tests.helpers import TWO_LINEAR, start_server, stop_server
 from tests.test_triton import assert_matches_onnx, client_inputs, onnx_outputs

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from engine.core.project import open_project
 from engine.records.registry import CHAMPION, alias_version
-from engine.serving.app import (
+from engine.serving.decode import (
     HttpError,
     columns_from_csv,
     columns_from_mlflow_json,
