@@ -20,7 +20,7 @@ from engine.pipeline.intake import ingest_file, ingest_labels_file
 from engine.serving.app import create_app
 from tests.conftest import TrainedTemplates
 from tests.helpers import LINEAR, REFERENCE, SAMPLE, run_cli
-from tests.test_serving import call
+from tests.serving.test_serving import call
 
 TRUTH = json.loads((SAMPLE / "drift_truth.json").read_text())
 WEEK_13 = SAMPLE / "stream" / "week_13.csv"

@@ -27,7 +27,7 @@ from engine.records.registry import CHAMPION, alias_version
 from engine.serving.decode import MAX_BODY_BYTES
 from tests.conftest import TrainedTemplates
 from tests.helpers import TWO_LINEAR, start_server, stop_server
-from tests.test_triton import assert_matches_onnx, client_inputs, onnx_outputs
+from tests.serving.test_triton import assert_matches_onnx, client_inputs, onnx_outputs
 
 
 @pytest.fixture(scope="module")

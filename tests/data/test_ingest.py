@@ -31,7 +31,7 @@ from engine.records.stage_runs import mark_interrupted, stage_run
 from storage.objects import sha256_file
 from tests.conftest import REFERENCE, SAMPLE
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TRUTH = json.loads((SAMPLE / "drift_truth.json").read_text())
 TARGET = TRUTH["label"]["column"]
 ID = "loan_id"

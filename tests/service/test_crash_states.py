@@ -25,7 +25,7 @@ from storage.catalog import utcnow
 from storage.objects import sha256_file
 from tests.conftest import append_models
 from tests.daemon_helpers import wait_until
-from tests.test_daemon import LINEAR, slices
+from tests.service.test_daemon import LINEAR, slices
 
 TWO = LINEAR + '\n[models.linear_b]\nkind = "linear"\nC = 0.5\n'
 
@@ -313,7 +313,7 @@ def test_doctor_is_clean_after_a_revalidation(
 ) -> None:
     """The revalidated batch hands its content on to the new batch: not ingested twice."""
     from engine.pipeline.intake import ingest_file, revalidate
-    from tests.test_quarantine import broken_batch, edit_contract
+    from tests.data.test_quarantine import broken_batch, edit_contract
 
     root, _ = trained
     with open_project(root) as project:

@@ -15,9 +15,9 @@ from engine.core.owner import read_owner
 from engine.core.project import open_project
 from engine.service.client import RemoteEngine
 from storage.audit import verify_chain
+from tests.app.test_ui import SIZE, rows, settle, type_text
 from tests.daemon_helpers import Daemon, wait_until
 from tests.helpers import until
-from tests.test_ui import SIZE, rows, settle, type_text
 
 
 @pytest.fixture(scope="module")

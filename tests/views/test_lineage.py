@@ -25,7 +25,7 @@ from engine.pipeline.training_run import train
 from engine.service.engine_service import EngineService
 from engine.serving.app import create_app
 from tests.conftest import TWO_LINEAR, append_models, run_cli, serve_in_thread
-from tests.test_serving import oip_request
+from tests.serving.test_serving import oip_request
 
 ROWS_PER_REQUEST = 3
 

@@ -43,7 +43,7 @@ from engine.monitoring.drift import (
     summarize_window,
 )
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
 TOL = 1e-9
 
 

@@ -16,7 +16,7 @@ import pytest
 from engine.core.project import open_project
 from engine.serving.app import create_app
 from tests.conftest import REFERENCE, run_cli, serve_in_thread
-from tests.test_quarantine import edit_contract
+from tests.data.test_quarantine import edit_contract
 
 pytestmark = pytest.mark.slow
 

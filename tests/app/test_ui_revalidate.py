@@ -15,9 +15,9 @@ from app.ui.screens.data import DataScreen
 from app.ui.screens.dialogs import ReasonDialog
 from engine.core.project import open_project
 from engine.pipeline.intake import ingest_file
+from tests.app.test_ui import SIZE, catalog_of, last_audit, rows, settle, type_text
+from tests.data.test_quarantine import broken_batch, edit_contract
 from tests.helpers import until
-from tests.test_quarantine import broken_batch, edit_contract
-from tests.test_ui import SIZE, catalog_of, last_audit, rows, settle, type_text
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from storage.errors import (
 from storage.migrations import MIGRATIONS, Migration
 from storage.objects import ObjectStore, sha256_file
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # The tables issue 2 asks the catalog to hold, by the names the schema gives them.
 REQUIRED_TABLES = {

@@ -6,7 +6,7 @@ kill that landed inside it), every training run registered all its versions or n
 
 The kill points are chosen by state, not by time: the daemon is killed once its control
 API shows a new stage run of the kind the life aims at. Deterministic cases of each
-interrupted state are in tests/test_crash_states.py."""
+interrupted state are in tests/service/test_crash_states.py."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from engine.service.client import RemoteEngine
 from engine.serving.model_slot import load_model
 from storage.objects import sha256_file
 from tests.daemon_helpers import Daemon, cli, wait_until
-from tests.test_daemon import LINEAR, slices
+from tests.service.test_daemon import LINEAR, slices
 
 TWO = LINEAR + '\n[models.linear_b]\nkind = "linear"\nC = 0.5\n'
 POINTS = ("start", "ingest", "train", "evaluate", "register", "moment")
