@@ -106,6 +106,8 @@ def _output_summary(outputs_json: str | None) -> str:
         return str(outputs)
     parts = []
     for key, value in outputs.items():
+        if isinstance(value, list) and value and all(type(v) is int for v in value):
+            value = ",".join(map(str, value))  # the versions a training run registered
         if value is None or isinstance(value, dict | list) or key in _NOT_SUMMARISED:
             continue
         text = f"{value:.3g}" if isinstance(value, float) else str(value)
