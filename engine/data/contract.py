@@ -192,6 +192,10 @@ def _compatible(expected: str, found: str) -> bool:
     return expected == "string" or (expected == "timestamp" and found == "date")
 
 
+RESERVED_COLUMNS = {"__prediction__": "the model's output in drift profiles and windows"}
+"""Column names a batch may not use (engine.monitoring.drift's PREDICTION)."""
+
+
 def validate_batch(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -215,6 +219,17 @@ def validate_batch(
         return [Issue("error", None, "empty", "the file has a header but no rows")], False
     target = config.target
     labelled = target is not None and target in schema
+    for name in schema:
+        if name in RESERVED_COLUMNS:
+            issues.append(
+                Issue(
+                    "error",
+                    name,
+                    "reserved_name",
+                    f"column {name!r}: mldeck uses this name for {RESERVED_COLUMNS[name]}; "
+                    "rename the column in the file",
+                )
+            )
 
     for name, col in contract.columns.items():
         if name in schema or name == target or name in config.ignore:

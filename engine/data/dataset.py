@@ -33,6 +33,15 @@ from storage.sql import quote_ident, quote_literal, sql_list
 HOLDOUT = "__holdout"
 
 
+def holdout_flag(columns: list[str]) -> str:
+    """The holdout flag's column name: `HOLDOUT`, with underscores added while a data
+    column already has that name (any header works, this one too)."""
+    name = HOLDOUT
+    while name in columns:
+        name += "_"
+    return name
+
+
 @dataclass
 class Dataset:
     dataset_id: int
@@ -136,7 +145,8 @@ def load_dataset(
         ]
         _check_columns(config, keep, present)
         frame = con.sql(
-            f"SELECT {select_sql}, {holdout_sql} AS {quote_ident(HOLDOUT)} FROM {source_sql}"
+            f"SELECT {select_sql}, {holdout_sql} AS {quote_ident(holdout_flag(keep))}"
+            f" FROM {source_sql}"
             f" WHERE {quote_ident(config.target)} IS NOT NULL"
         ).pl()
     except duckdb.Error as exc:
@@ -182,8 +192,9 @@ def split_frame(
     frame: pl.DataFrame, target: str, task: str
 ) -> tuple[pl.DataFrame, pl.DataFrame, list[Any] | None]:
     """(train, holdout, sorted classes or None) from a `load_dataset` frame."""
-    train = frame.filter(~pl.col(HOLDOUT)).drop(HOLDOUT)
-    holdout = frame.filter(pl.col(HOLDOUT)).drop(HOLDOUT)
+    flag = frame.columns[-1]  # `load_dataset` puts the holdout flag last
+    train = frame.filter(~pl.col(flag)).drop(flag)
+    holdout = frame.filter(pl.col(flag)).drop(flag)
     if train.height < 10 or holdout.height < 2:
         raise TrainingError(
             f"too few labelled rows to train: {train.height} train and {holdout.height} holdout"

@@ -650,3 +650,41 @@ def test_two_headers_with_one_input_name_fail_training_with_one_line(tmp_path: P
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "'Loan Amount'" in lines[0] and "'Loan_Amount'" in lines[0]
     assert "[data] ignore" in lines[0]
+
+
+def test_headers_named_like_mldecks_own_columns_train_or_are_refused_by_name(
+    tmp_path: Path,
+) -> None:
+    """`__holdout` (the split flag) and `__count__` (drift's counts) are data like any other;
+    `__prediction__` is the model output's name in drift profiles, so a batch using it is
+    quarantined with one line naming it."""
+    from engine.pipeline.intake import ingest_file
+    from engine.pipeline.training_run import train
+
+    rng = random.Random(5)
+    rows = 200
+    table = {
+        "id": [f"r{i}" for i in range(rows)],
+        "__holdout": [rng.random() for _ in range(rows)],
+        "__count__": [rng.choice(["a", "b", "c"]) for _ in range(rows)],
+        "target": [rng.randint(0, 1) for _ in range(rows)],
+    }
+    data = tmp_path / "own names.csv"
+    write_csv(data, table)
+    root = tmp_path / "proj"
+    init_project(root, target="target", id_column="id")
+    append_models(root, '\n[models.linear]\nkind = "linear"\n')
+    with open_project(root) as project:
+        assert ingest_file(project, data).status == "accepted"
+        result = train(project)
+        assert [o.status for o in result.outcomes] == ["registered"]
+        assert result.train_rows + result.holdout_rows == rows and result.holdout_rows > 0
+
+    table["__prediction__"] = table.pop("__holdout")
+    bad = tmp_path / "reserved.csv"
+    write_csv(bad, table)
+    other = tmp_path / "other"
+    init_project(other, target="target", id_column="id")
+    done = mldeck("ingest", str(bad), cwd=other)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "'__prediction__'" in done.stderr and "rename the column" in done.stderr

@@ -355,9 +355,10 @@ def _value_counts(s: pl.Series) -> tuple[list[str], IntArray, int]:
     if s.dtype != pl.String:
         s = s.cast(pl.String)
     nulls = int(s.null_count())
-    vc = s.drop_nulls().value_counts(sort=False, name="__count__")
+    count = "__count__" if s.name != "__count__" else "__count___"  # any column name works
+    vc = s.drop_nulls().value_counts(sort=False, name=count)
     keys = [str(k) for k in vc.get_column(s.name).to_list()]
-    counts = vc.get_column("__count__").to_numpy().astype(np.int64)
+    counts = vc.get_column(count).to_numpy().astype(np.int64)
     return keys, counts, nulls
 
 
