@@ -455,7 +455,10 @@ async def test_a_proposal_prompts_as_soon_as_the_engine_makes_it(deck: MldeckApp
             engine.queue.run, "propose", {"trigger": "alert", "evidence": evidence}
         )
         await until(pilot, lambda: isinstance(deck.screen, RetrainPrompt))
-        await until(pilot, lambda: bool(rows(deck, "#evidence")))
+        # the prompt composes its table after it becomes the screen: wait for both
+        await until(
+            pilot, lambda: bool(deck.screen.query("#evidence")) and bool(rows(deck, "#evidence"))
+        )
         assert rows(deck, "#evidence")[0] == ["drift", "batch 3 drifted"]
 
 

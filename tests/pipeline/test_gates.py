@@ -29,7 +29,7 @@ def skew_exported_graph(monkeypatch: pytest.MonkeyPatch) -> None:
     `skewed` gets its logistic intercepts shifted by 0.05 before it is serialised, so its
     outputs really differ from the native model (by ~0.01 in probability). Training,
     the parity check and registration run unchanged."""
-    real_model_bytes = engine.training.model_bytes
+    real_model_bytes = engine.models.training.model_bytes
 
     def skewed_model_bytes(model: Any) -> bytes:
         if model.graph.name == "skewed":

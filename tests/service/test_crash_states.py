@@ -247,7 +247,7 @@ def test_a_training_run_that_dies_while_registering_leaves_no_version(
     from engine.pipeline.training_run import train
 
     root, _ = trained
-    real = engine.pipeline.record_provenance
+    real = engine.pipeline.training_run.record_provenance
     calls = []
 
     def dies_on_the_second(*args: Any, **kwargs: Any) -> None:
