@@ -20,15 +20,17 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/mldeck demo
 
-test: setup
+# The checks, then the tests: what CI runs (.ci/run).
+test: lint
 	$(BIN)/python -m pytest -n 2
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-check: lint test
+check: test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from app import output
-from engine.errors import MldeckError
+from engine.api import MldeckError
 
 COMMANDS = {
     "init": "data",
@@ -158,7 +158,7 @@ def cli(ctx: click.Context, project_dir: Path) -> None:
 
 
 def _in_project(start: Path) -> bool:
-    from engine.project import CONFIG_NAME
+    from engine.api import CONFIG_NAME
 
     folder = start.resolve()
     return any((f / CONFIG_NAME).is_file() for f in (folder, *folder.parents))

@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from engine.errors import MldeckError
+from engine.api import MldeckError
 
 if TYPE_CHECKING:
-    from engine.client import EngineClient
-    from engine.project import Project
+    from engine.api import EngineClient, Project
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
 
@@ -33,7 +32,7 @@ def engine_client(ctx: click.Context, read_only: bool = False) -> EngineClient:
         read_only: the command only looks things up: a catalog opened here is opened
             read-only, which starts ~150 ms sooner (see `Catalog.open`).
     """
-    from engine.client import LocalEngine, remote_engine
+    from engine.api import LocalEngine, remote_engine
 
     remote = remote_engine(Path(ctx.obj["project"]))
     return remote or LocalEngine(open_here(ctx, recover=not read_only, read_only=read_only))
@@ -43,12 +42,10 @@ def open_here(ctx: click.Context, recover: bool = True, read_only: bool = False)
     """Open the project for this command; refuse clearly when an engine holds it.
 
     Args:
-        recover: tidy what a dead process left (`engine.crash_recovery.recover_on_open`).
+        recover: tidy what a dead process left (`engine.records.crash_recovery.recover_on_open`).
         read_only: open the catalog read-only (`Catalog.open`).
     """
-    from engine.crash_recovery import recover_on_open
-    from engine.owner import read_owner
-    from engine.project import STATE_DIR, find_root, open_project
+    from engine.api import STATE_DIR, find_root, open_project, read_owner, recover_on_open
 
     root = find_root(Path(ctx.obj["project"]))
     owner = read_owner(root / STATE_DIR)

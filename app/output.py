@@ -7,7 +7,7 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from engine.formatting import fmt_num as fmt_num  # shared with the HTML report
+from engine.api import fmt_num as fmt_num  # shared with the HTML report
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from app import output
-from engine.errors import MldeckError
+from engine.api import MldeckError
 
 
 @dataclass

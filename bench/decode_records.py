@@ -21,8 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.config import ServingLimits  # noqa: E402
-from engine.serving.app import columns_from_records, parse_json  # noqa: E402
+from engine.core.config import ServingLimits  # noqa: E402
+from engine.serving.decode import columns_from_records, parse_json  # noqa: E402
 
 
 def old_columns_from_records(records: Any, where: str) -> dict[str, list[Any]]:

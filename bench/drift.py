@@ -5,8 +5,8 @@ categorical; 6 of them shifted in the current set: 4 numeric, 2 categorical,
 one of which gains a new category), at 200,000 vs 200,000 and 1,000,000 vs
 1,000,000 rows, and measures, per size, in fresh child processes:
 
-  profile build   engine.drift.build_profile on the reference frame (once, at training time)
-  mldeck check    engine.drift.check_drift(profile, current frame): the stored profile
+  profile build   engine.monitoring.drift.build_profile on the reference frame (once, at training time)
+  mldeck check    engine.monitoring.drift.check_drift(profile, current frame): the stored profile
                   (loaded from its JSON) against the current polars frame
   numpy/scipy     the same tests straight from the raw reference and current arrays:
                   np.quantile edges + np.histogram for PSI, scipy.stats.ks_2samp
@@ -183,7 +183,7 @@ def timing_child(rows: int, repeat: int, profile_path: str, queue: Any) -> None:
     import scipy.spatial.distance  # noqa: F401  (imports outside the timers)
     import scipy.stats  # noqa: F401
 
-    from engine.drift import ReferenceProfile, build_profile, check_drift
+    from engine.monitoring.drift import ReferenceProfile, build_profile, check_drift
 
     ref = generate(rows, seed=1, shifted=False)
     cur = generate(rows, seed=2, shifted=True)
@@ -229,7 +229,7 @@ def timing_child(rows: int, repeat: int, profile_path: str, queue: Any) -> None:
 
 
 def rss_child(rows: int, profile_path: str, queue: Any) -> None:
-    from engine.drift import ReferenceProfile, check_drift
+    from engine.monitoring.drift import ReferenceProfile, check_drift
 
     cur_frame = to_frame(generate(rows, seed=2, shifted=True))
     profile = ReferenceProfile.from_json(Path(profile_path).read_text())

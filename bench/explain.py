@@ -6,7 +6,7 @@ in one statement: realistic 32-hex request ids, ~90 days of timestamps, JSON
 inputs and outputs the size the server writes. Then it times, interleaved:
 
 - baseline (in-process): the bare indexed lookup of one prediction's rows;
-- explain (in-process): `engine.lineage.explain_prediction` on an open catalog;
+- explain (in-process): `engine.views.lineage.explain_prediction` on an open catalog;
 - explain (in-process, cold): open the project, explain, close (what one CLI call does);
 - baseline (process): `mldeck --help` in a fresh process (interpreter + CLI start);
 - explain (process): `mldeck explain ID --json` in a fresh process that opens the catalog;
@@ -65,9 +65,9 @@ def build(root: Path, rows: int) -> list[str]:
     """The project with `rows` predictions; a sample of their ids."""
     import polars as pl
 
-    from engine.ingest import ingest_file
-    from engine.pipeline import train
-    from engine.project import init_project, open_project
+    from engine.core.project import init_project, open_project
+    from engine.pipeline.intake import ingest_file
+    from engine.pipeline.training_run import train
 
     init_project(root, target="default", id_column="loan_id")
     config = root / "mldeck.toml"
@@ -94,7 +94,7 @@ def ms(samples: list[float]) -> str:
 # which makes every process compile mldeck's modules again, ~0.1 s).
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-IMPORTS_ONLY = "import app.cli, engine.lineage, engine.project, _duckdb"
+IMPORTS_ONLY = "import app.cli, engine.views.lineage, engine.core.project, _duckdb"
 
 
 # The `mldeck` script the install put beside this Python, as a user runs it (`python -m app`
@@ -145,8 +145,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10, help="processes per figure")
     args = parser.parse_args()
 
-    from engine.lineage import explain_prediction
-    from engine.project import open_project
+    from engine.core.project import open_project
+    from engine.views.lineage import explain_prediction
 
     with tempfile.TemporaryDirectory(prefix="mldeck-explain-") as tmp:
         root = Path(tmp) / "loans"

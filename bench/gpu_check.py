@@ -35,10 +35,10 @@ PARITY_TOLERANCE = 1e-4
 
 
 def train_once(project: Any, dataset: Any, spec: Any, device: str, args: Any) -> dict[str, Any]:
-    from engine.config import Candidate
-    from engine.events import Progress
-    from engine.mlp import train_mlp
-    from engine.pipeline import holdout_metrics
+    from engine.core.config import Candidate
+    from engine.core.events import Progress
+    from engine.models.mlp import train_mlp
+    from engine.pipeline.training_run import holdout_metrics
 
     marks: dict[str, float] = {}
 
@@ -88,10 +88,10 @@ def main() -> int:
     if args.cpu_threads:
         torch.set_num_threads(args.cpu_threads)
 
-    from engine.dataset import prepare_dataset
-    from engine.features import feature_spec
-    from engine.ingest import ingest_file
-    from engine.project import init_project, open_project
+    from engine.core.project import init_project, open_project
+    from engine.data.dataset import prepare_dataset
+    from engine.data.features import feature_spec
+    from engine.pipeline.intake import ingest_file
 
     cuda = torch.cuda.is_available()
     print(

@@ -10,7 +10,7 @@ temp project (3,000 reference rows, two linear candidates v1 and v2):
 2. The `dataframe_records` body whose records each bring a new key, at 1,600 and
    16,000 keys: the request's time, the server's peak RSS, and how long a /ping
    sent meanwhile waited. Linear decoding means 10x the keys ≈ 10x the time.
-3. Hot swaps under load (`tests/test_hot_swap_load.py`'s driver): promotions and
+3. Hot swaps under load (`tests/serving/test_hot_swap_load.py`'s driver): promotions and
    rollbacks done, requests sent, failed, counted in /metrics and logged.
 
     .venv/bin/python bench/harden.py                    # ~3 minutes
@@ -93,8 +93,8 @@ def fuzz(root: Path, port: int, data: Path, examples: int) -> None:
     from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis.errors import Unsatisfiable
 
-    from engine.owner import project_token
-    from tests.test_fuzz import UNAUTHENTICATED, fuzz_spec
+    from engine.core.owner import project_token
+    from tests.serving.test_fuzz import UNAUTHENTICATED, fuzz_spec
 
     schema = schemathesis.openapi.from_dict(fuzz_spec())
     token = project_token(root / ".mldeck")
@@ -264,7 +264,7 @@ def quadratic(template: Path, folder: Path) -> None:
 
 
 def swaps(template: Path, folder: Path, data: Path, count: int) -> None:
-    from tests.test_hot_swap_load import run_swaps_under_load, version_changes
+    from tests.serving.test_hot_swap_load import run_swaps_under_load, version_changes
 
     root = folder / "swaps" / "loans"
     shutil.copytree(template, root)

@@ -143,9 +143,9 @@ def _child_mldeck(
     the measured ingest runs against an existing contract (all soft checks run),
     as every batch after a project's first does.
     """
-    import engine.ingest as ingest
+    import engine.pipeline.intake as ingest
     import storage.objects as objects
-    from engine.project import init_project, open_project
+    from engine.core.project import init_project, open_project
 
     # Wrap the stages (module attributes, looked up at call time) to get a
     # breakdown of this very run; the wrappers cost microseconds.
@@ -200,7 +200,7 @@ def _child_pieces(csv: str, workdir: str, id_column: str) -> dict[str, Any]:
     """Single steps on their own, uncontended: sha256, read_csv, Parquet COPY variants."""
     import duckdb
 
-    from engine.contract import quote
+    from engine.data.contract import quote
 
     quote_id = quote(id_column)
     from storage.objects import sha256_file

@@ -88,8 +88,8 @@ class Daemon:
     """A `mldeck daemon` process on a project."""
 
     def __init__(self, root: Path) -> None:
-        from engine.client import RemoteEngine
-        from engine.owner import project_token
+        from engine.core.owner import project_token
+        from engine.service.client import RemoteEngine
 
         self.root = root
         self.port = free_port()
@@ -106,7 +106,7 @@ class Daemon:
         )
 
     def ready(self) -> Any:
-        from engine.owner import read_owner
+        from engine.core.owner import read_owner
 
         def owned() -> bool:
             if self.process.poll() is not None:
@@ -142,10 +142,10 @@ def build_template(folder: Path) -> dict[str, Any]:
     """The project every case starts from, and the files the operations drop."""
     import polars as pl
 
-    from engine.ingest import ingest_file
-    from engine.pipeline import train
-    from engine.project import init_project, open_project
-    from engine.retrain import propose
+    from engine.core.project import init_project, open_project
+    from engine.pipeline.intake import ingest_file
+    from engine.pipeline.retrain import propose
+    from engine.pipeline.training_run import train
 
     root = folder / "template"
     init_project(root, target="default", id_column="loan_id")
@@ -251,7 +251,7 @@ def _start_op(op: str, engine: Any, root: Path, template: dict[str, Any]) -> Non
 
 
 def run_case(case: Case, template: dict[str, Any], work: Path, rng: random.Random) -> None:
-    from engine.project import open_project
+    from engine.core.project import open_project
     from storage.objects import sha256_file
 
     root = work / f"{case.op}-{case.point}-{rng.randrange(1 << 30):x}" / "project"

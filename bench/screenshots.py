@@ -3,7 +3,7 @@ after a few weeks of the quarter.
 
     python bench/screenshots.py [--weeks 8] [--out docs]
 
-Builds the demo project in a temporary folder (`engine.demo`: the reference
+Builds the demo project in a temporary folder (`engine.service.demo`: the reference
 champion, then the first weeks played as `mldeck demo --headless` plays them),
 opens the UI on it headless at 100x30 and saves each screen with Textual's
 `save_screenshot`. Prints the files written.
@@ -25,9 +25,9 @@ SCREENS = (("1", "pipeline"), ("4", "drift"))
 
 
 def build_project(folder: Path, weeks: int) -> None:
-    from engine.demo import create_demo_project, play_weeks, train_reference
-    from engine.events import ignore_events
-    from engine.project import open_project
+    from engine.core.events import ignore_events
+    from engine.core.project import open_project
+    from engine.service.demo import create_demo_project, play_weeks, train_reference
 
     sample = REPO / "sample_data"
     create_demo_project(folder, sample, policy="prompt", floor=0.90, recent_batches=4)

@@ -67,9 +67,9 @@ TARGET_ROWS_S_100ROW = 100_000
 
 
 def build_project(root: Path) -> None:
-    from engine.ingest import ingest_file
-    from engine.pipeline import train
-    from engine.project import init_project, open_project
+    from engine.core.project import init_project, open_project
+    from engine.pipeline.intake import ingest_file
+    from engine.pipeline.training_run import train
 
     init_project(root, target="default", id_column="loan_id")
     config = root / "mldeck.toml"
@@ -83,8 +83,8 @@ def request_bodies(root: Path, rows: int) -> tuple[bytes, bytes, str]:
     """(/invocations body, /infer body, model name) for the first `rows` stream rows."""
     import polars as pl
 
-    from engine.project import open_project
-    from engine.registry import CHAMPION, alias_version
+    from engine.core.project import open_project
+    from engine.records.registry import CHAMPION, alias_version
     from engine.serving.model_slot import load_model
 
     frame = pl.read_csv(SAMPLE / "stream" / "week_01.csv").head(rows)
@@ -105,9 +105,9 @@ def in_process(root: Path, rows: int, seconds: float = 1.5) -> dict[str, Any]:
     """onnxruntime session.run on a prebuilt feed of the same rows: per-call latency, rows/s."""
     import polars as pl
 
-    from engine.project import open_project
-    from engine.registry import CHAMPION, alias_version
-    from engine.scoring import feed_for
+    from engine.core.project import open_project
+    from engine.models.scoring import feed_for
+    from engine.records.registry import CHAMPION, alias_version
     from engine.serving.model_slot import load_model
 
     frame = pl.read_csv(SAMPLE / "stream" / "week_01.csv").head(rows)
@@ -165,7 +165,7 @@ def disable_parts(app: Any, parts: list[str]) -> None:
 
 def child(root: Path, port: int, server: str, stats: Path, disable: list[str]) -> None:
     """The server process: the real app, the prediction log on, until SIGTERM."""
-    from engine.project import open_project
+    from engine.core.project import open_project
     from engine.serving.app import create_app
     from engine.serving.server import serve_app
 
@@ -293,7 +293,7 @@ def start_server(root: Path, server: str, port: int, disable: list[str]) -> subp
 
 
 def logged_rows(root: Path) -> int:
-    from engine.project import open_project
+    from engine.core.project import open_project
 
     with open_project(root) as project:
         return int(project.catalog.rows("SELECT count(*) AS n FROM predictions")[0]["n"])
@@ -423,8 +423,8 @@ def main() -> None:
                 path = tmp / f"{endpoint}_{rows}.json"
                 path.write_bytes(body)
                 bodies[(endpoint, rows)] = path
-        from engine.project import open_project
-        from engine.registry import CHAMPION, alias_version, get_version
+        from engine.core.project import open_project
+        from engine.records.registry import CHAMPION, alias_version, get_version
 
         with open_project(root) as project:
             row = get_version(project.catalog, alias_version(project.catalog, CHAMPION) or 0)

@@ -19,7 +19,7 @@ b. key to screen change, in process (Textual's Pilot, the app as `mldeck ui` bui
    held back by a batch update or partial ones do not count), over keys 1-7,
    idle (the baseline) and while a candidate trains (a gradient boosting one and
    an MLP: the engine's pipeline job, whose fit, ONNX export and parity check run
-   in the engine's training process, `engine.training_worker`), timed from the
+   in the engine's training process, `engine.service.training_worker`), timed from the
    training's first progress event to the job's end; the same engine training in process (its
    pipeline's trainer unset, as before the training process) is the baseline,
    alternated with it `--trainings` times each; plus the first visit of each
@@ -92,9 +92,9 @@ ENV["MLDECK_ACTOR"] = "bench"
 
 
 def build(root: Path, batches: int, versions: int) -> None:
-    from engine.ingest import ingest_file
-    from engine.pipeline import train
-    from engine.project import init_project, open_project
+    from engine.core.project import init_project, open_project
+    from engine.pipeline.intake import ingest_file
+    from engine.pipeline.training_run import train
     from storage.audit import append_entry
 
     init_project(root, target="default", id_column="loan_id")
@@ -370,7 +370,7 @@ async def keys_while_training(
     clock: FrameClock, client: Any, modes: dict[str, str], candidate: str
 ) -> dict[str, Any]:
     """Keys 1-7 round and round from the candidate's fit on until its job ends."""
-    from engine.events import Progress
+    from engine.core.events import Progress
 
     result: dict[str, Any] = {}
     events = client.hub.subscribe()
@@ -465,7 +465,7 @@ async def time_keys(root: Path, rounds: int, trainings: int) -> dict[str, Any]:
             client: Any = app.client
             # The engine as `mldeck ui` starts it trains in its child process; the same
             # engine with its pipeline's trainer unset trains in process (as before
-            # engine.training_worker): the baseline, on the same screens, alternated.
+            # engine.service.training_worker): the baseline, on the same screens, alternated.
             pipeline = client._pipeline
             child_trainer = pipeline.trainer
             out["trainings"] = []
@@ -486,8 +486,8 @@ async def time_keys(root: Path, rounds: int, trainings: int) -> dict[str, Any]:
 
 
 def time_reads(root: Path) -> list[tuple[str, float]]:
-    from engine.client import LocalEngine
-    from engine.project import open_project
+    from engine.core.project import open_project
+    from engine.service.client import LocalEngine
 
     timed = []
     with open_project(root) as project:

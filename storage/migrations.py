@@ -181,7 +181,7 @@ MIGRATIONS: list[Migration] = [
         CREATE TABLE reference_profiles (
             model_version BIGINT PRIMARY KEY,
             fingerprint   VARCHAR NOT NULL,        -- sha256 of profile_json
-            profile_json  VARCHAR NOT NULL,        -- engine.drift.ReferenceProfile
+            profile_json  VARCHAR NOT NULL,        -- engine.monitoring.drift.ReferenceProfile
             created_at    TIMESTAMP NOT NULL
         );
 
@@ -194,8 +194,8 @@ MIGRATIONS: list[Migration] = [
             window_start     TIMESTAMP NOT NULL,
             window_end       TIMESTAMP NOT NULL,
             row_count        BIGINT NOT NULL,
-            summary_json     VARCHAR NOT NULL,     -- engine.drift.WindowSummary (additive)
-            report_json      VARCHAR NOT NULL,     -- engine.drift.DriftReport
+            summary_json     VARCHAR NOT NULL,     -- engine.monitoring.drift.WindowSummary (additive)
+            report_json      VARCHAR NOT NULL,     -- engine.monitoring.drift.DriftReport
             dataset_drift    BOOLEAN NOT NULL,
             drifted_features INTEGER NOT NULL,
             created_at       TIMESTAMP NOT NULL

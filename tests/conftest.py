@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.project import Project, init_project, open_project
+from engine.core.project import Project, init_project, open_project
 from tests.helpers import (
     FAST_MODELS,
     LINEAR,
@@ -144,8 +144,8 @@ def trained_project(trained_templates: TrainedTemplates, tmp_path: Path) -> Call
 
 @pytest.fixture(scope="session")
 def ui_template(tmp_path_factory: pytest.TempPathFactory, small_reference: Path) -> Path:
-    """The UI tests' project (tests/ui_fixture.py), built once per session: copy, never open."""
-    from tests.ui_fixture import build_ui_project
+    """The UI tests' project (tests/app/ui_fixture.py), built once per session: copy, never open."""
+    from tests.app.ui_fixture import build_ui_project
 
     root = tmp_path_factory.mktemp("ui") / "loans"
     built = build_ui_project(root, small_reference)

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.client import RemoteEngine
-from engine.owner import project_token, read_owner
+from engine.core.owner import project_token, read_owner
+from engine.service.client import RemoteEngine
 from tests.helpers import REPO, free_port, wait_until
 
 __all__ = ["Daemon", "cli", "wait_until"]

@@ -124,9 +124,9 @@ def build_trained(root: Path, data: Path, models: str) -> list[int]:
     Tests take a copy of a trained project from the `trained_project` fixture instead of
     calling this themselves: it trains each (models, data) once per test session and worker.
     """
-    from engine.ingest import ingest_file
-    from engine.pipeline import train
-    from engine.project import init_project, open_project
+    from engine.core.project import init_project, open_project
+    from engine.pipeline.intake import ingest_file
+    from engine.pipeline.training_run import train
 
     init_project(root, target="default", id_column="loan_id")
     append_models(root, models)

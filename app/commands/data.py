@@ -20,7 +20,7 @@ from app.context import engine_client, json_option
 @json_option
 def init(name: Path, target: str | None, id_column: str | None, as_json: bool) -> None:
     """Create a project folder NAME with mldeck.toml, data/ and .mldeck/."""
-    from engine.project import init_project
+    from engine.api import init_project
 
     config_path = init_project(name, target=target, id_column=id_column)
     root = config_path.parent

@@ -13,8 +13,7 @@ from app import output
 from app.context import SAMPLE_DATA, default_actor, json_option
 
 if TYPE_CHECKING:
-    from engine.demo import Week
-    from engine.events import Event
+    from engine.api import Event, Week
 
 
 UI_PACE_S = 3.0
@@ -94,7 +93,7 @@ def demo(
     """
     import tempfile
 
-    from engine.demo import create_demo_project
+    from engine.api import create_demo_project
 
     if folder is None:
         folder = Path(tempfile.mkdtemp(prefix="mldeck-demo-")) / "loans"
@@ -112,9 +111,7 @@ def demo(
 def _play_in_ui(folder: Path, sample_data: Path, pace_s: float) -> None:
     """The UI on the demo project, its in-process engine fed the quarter by a `QuarterFeed`."""
     from app.ui.app import make_app
-    from engine.config import load_config
-    from engine.demo import QuarterFeed, drop_reference
-    from engine.project import CONFIG_NAME
+    from engine.api import CONFIG_NAME, QuarterFeed, drop_reference, load_config
 
     config = load_config(folder / CONFIG_NAME)
     incoming_dir, labels_dir = folder / config.incoming_dir, folder / config.labels_dir
@@ -138,8 +135,7 @@ def _play_in_ui(folder: Path, sample_data: Path, pace_s: float) -> None:
 def _play_headless(
     folder: Path, sample_data: Path, policy: str, pace_s: float, as_json: bool
 ) -> None:
-    from engine.demo import play_weeks, train_reference
-    from engine.project import open_project
+    from engine.api import open_project, play_weeks, train_reference
 
     out = output.stdout
     if not as_json:
@@ -168,7 +164,7 @@ def _ignore(event: Event) -> None:
 
 
 def _print_event(event: Event) -> None:
-    from engine.events import StageFinished
+    from engine.api import StageFinished
 
     if isinstance(event, StageFinished) and event.stage == "register":
         output.stdout.print(f"  registered {event.subject}: {event.detail}")

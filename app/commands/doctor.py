@@ -31,7 +31,7 @@ def doctor(ctx: click.Context, fix: bool, as_json: bool) -> None:
     from pathlib import Path
 
     from app.context import open_here
-    from engine.client import LocalEngine, remote_engine
+    from engine.api import LocalEngine, remote_engine
 
     # Without --fix, report what a dead process left instead of tidying it. An engine
     # that holds the project tidied it when it started.

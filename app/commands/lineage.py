@@ -296,7 +296,7 @@ def reproduce(ctx: click.Context, version: int, actor: str, as_json: bool) -> No
     """
     from rich.markup import escape
 
-    from engine.reproduce import TOLERANCE
+    from engine.api import TOLERANCE
 
     client = engine_client(ctx)
     with output.stderr.status(f"retraining v{version} from its recorded inputs"):

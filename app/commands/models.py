@@ -13,7 +13,9 @@ from app import output
 from app.context import default_actor, engine_client, json_option
 
 if TYPE_CHECKING:
-    from engine.events import Event
+    import queue
+
+    from engine.api import Event
 
 
 @click.command()
@@ -25,7 +27,7 @@ def train(ctx: click.Context, only: tuple[str, ...], as_json: bool) -> None:
 
     While a daemon holds the project, the training is a job in its pipeline queue.
     """
-    from engine.client import LocalEngine
+    from engine.api import LocalEngine
 
     client = engine_client(ctx)
     if isinstance(client, LocalEngine):
@@ -49,8 +51,8 @@ def _progress(client: Any, enabled: bool) -> Iterator[None]:
     """Live progress bars on stderr (a terminal only) from the engine's events."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from engine.events import Progress as ProgressEvent
-    from engine.events import StageFinished, StageStarted
+    from engine.api import Progress as ProgressEvent
+    from engine.api import StageFinished, StageStarted
 
     progress = Progress(
         TextColumn("{task.description:<28}"),
@@ -76,7 +78,9 @@ def _progress(client: Any, enabled: bool) -> Iterator[None]:
         elif key in tasks:
             progress.remove_task(tasks.pop(key))
 
-    subscriber = client.hub.subscribe(notify=lambda: _drain(subscriber, on_event))
+    subscriber: queue.Queue[Event | None] = client.hub.subscribe(
+        notify=lambda: _drain(subscriber, on_event)
+    )
     try:
         with progress:
             yield

@@ -189,7 +189,7 @@ def alerts(ctx: click.Context, show_all: bool, ack_ids: tuple[int, ...], as_json
     """
     from rich.markup import escape
 
-    from engine.alerts import OPEN
+    from engine.api import OPEN
 
     client = engine_client(ctx)
     for alert_id in ack_ids:

@@ -11,11 +11,10 @@ import click
 
 from app import output
 from app.context import open_here
-from engine.errors import MldeckError
+from engine.api import MldeckError
 
 if TYPE_CHECKING:
-    from engine.project import Project
-    from engine.service import EngineService
+    from engine.api import EngineService, Project
 
 host_option = click.option(
     "--host", default=None, help="Address to listen on [default: serving.host, 127.0.0.1]."
@@ -37,7 +36,7 @@ port_option = click.option(
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, shadow: str | None) -> None:
     """Serve the champion over OIP v2 (/v2/...) and MLflow scoring (/invocations)."""
-    from engine.registry import CHALLENGER, alias_version
+    from engine.api import CHALLENGER, alias_version
 
     project = open_here(ctx)
     shadow_version = None
@@ -80,10 +79,16 @@ def run_engine(
     shadow_version: int | None,
 ) -> None:
     """Own the project and run the engine service until SIGINT/SIGTERM; exit 0 after a clean stop."""
-    from engine.owner import check_token_file, claim, project_token, release
-    from engine.service import EngineService
-    from engine.serving.access import Access, is_loopback_address
-    from engine.serving.server import serve_app
+    from engine.api import (
+        Access,
+        EngineService,
+        check_token_file,
+        claim,
+        is_loopback_address,
+        project_token,
+        release,
+        serve_app,
+    )
 
     service = EngineService(project, parts, shadow_version=shadow_version)
     app = service.open_endpoint()
@@ -155,7 +160,7 @@ def run_engine(
 
 def _log_events(service: EngineService) -> None:
     """One line on stderr per finished job and per retrain proposal (diagnostics, not data)."""
-    from engine.events import JobFinished, RetrainProposed
+    from engine.api import JobFinished, RetrainProposed
 
     for event in service.events():
         if isinstance(event, JobFinished) and event.kind != "recover":

@@ -33,12 +33,11 @@ from app.ui.screens.models import ModelsScreen
 from app.ui.screens.performance import PerformanceScreen
 from app.ui.screens.pipeline import PipelineScreen
 from app.ui.screens.serving import ServingScreen
-from engine.client import EngineClient
-from engine.errors import MldeckError
-from engine.events import Event, JobFinished, Progress, RetrainProposed
+from engine.api import EngineClient, Event, JobFinished, MldeckError, Progress, RetrainProposed
 
 if TYPE_CHECKING:
-    from engine.demo import QuarterFeed
+    from app.ui.deck import Deck
+    from engine.api import QuarterFeed
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +85,18 @@ def connect(start: Path, parts: tuple[str, ...] = ENGINE_PARTS) -> Connection:
     The in-process engine is the same `EngineService` as `mldeck daemon` (pipeline queue,
     watched folders, retrain scheduler); it stops when the UI quits.
     """
-    from engine.client import RemoteEngine
-    from engine.config import load_config
-    from engine.crash_recovery import recover_on_open
-    from engine.owner import project_token, read_owner
-    from engine.project import CONFIG_NAME, STATE_DIR, find_root, open_project
-    from engine.service import EngineService
+    from engine.api import (
+        CONFIG_NAME,
+        STATE_DIR,
+        EngineService,
+        RemoteEngine,
+        find_root,
+        load_config,
+        open_project,
+        project_token,
+        read_owner,
+        recover_on_open,
+    )
 
     root = find_root(start)
     name = load_config(root / CONFIG_NAME).name
@@ -165,8 +170,11 @@ class MldeckApp(App[None]):
         # event loop closes, and an event stream only ends when the engine stops.
         threading.Thread(target=self._follow_events, name="ui-events", daemon=True).start()
         if self.feed is not None:
-            self.feed.on_step = lambda step: self.post_message(FeedStepped(step))
+            self.feed.on_step = self._post_feed_step
             self.feed.start()
+
+    def _post_feed_step(self, step: str) -> None:
+        self.post_message(FeedStepped(step))
 
     def on_unmount(self) -> None:
         self._stop_following.set()
@@ -254,7 +262,7 @@ class MldeckApp(App[None]):
             yield SystemCommand(
                 f"{i} {title}",
                 f"Show the {title} screen",
-                lambda mode=mode: self.switch_mode(mode),  # type: ignore[misc]
+                lambda mode=mode: self.switch_mode(mode),
             )
         if isinstance(screen, ModelsScreen):
             for action, help_text in (
@@ -338,7 +346,7 @@ class MldeckApp(App[None]):
             self._answered_proposals.add(proposal_id)
             self.push_screen(
                 RetrainPrompt(proposal),
-                lambda answer, pid=proposal_id: self._answer_prompt(pid, answer),  # type: ignore[misc]
+                lambda answer, pid=proposal_id: self._answer_prompt(pid, answer),
             )
             return
 
@@ -423,3 +431,10 @@ def make_app(
         refresh_s=refresh_s,
     )
     return app, connection.close
+
+
+if TYPE_CHECKING:
+
+    def _screens_deck(app: MldeckApp) -> Deck:
+        """mypy checks here that the app gives the screens what `Deck` promises."""
+        return app

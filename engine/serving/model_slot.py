@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.project import Project
-from engine.registry import get_version
-from engine.scoring import load_session, version_inputs
+from engine.core.project import Project
+from engine.models.scoring import load_session, version_inputs
+from engine.records.registry import get_version
 from engine.serving.batching import MicroBatcher
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class InputSpec:
     datatype: str
     """The Open Inference Protocol datatype: BYTES for strings, FP32 for numbers."""
     onnx_name: str = ""
-    """The ONNX graph's input name (`engine.input_names`); "" when it is `name`."""
+    """The ONNX graph's input name (`engine.data.input_names`); "" when it is `name`."""
 
 
 @dataclass(frozen=True)

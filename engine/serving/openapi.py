@@ -4,7 +4,7 @@ One static document for every project: the OIP v2 routes, MLflow scoring,
 /metrics, /ping, /health and the control API (bearer token). A model's input
 names, datatypes and shapes depend on the project, so the infer and
 /invocations bodies are described in their generic shapes; a client reads the
-actual inputs from `GET /v2/models/{name}` (or `/config`). `tests/test_fuzz.py`
+actual inputs from `GET /v2/models/{name}` (or `/config`). `tests/serving/test_fuzz.py`
 and `bench/harden.py` fuzz the server from this document with schemathesis.
 """
 

@@ -5,7 +5,7 @@ runs on the UI thread with what `fetch` returned. A screen reloads on a timer
 while it is the one shown, when it is shown again, after an action changed
 the engine, and when the engine published events (the app follows them and
 reloads the shown screen at most every `LIVE_RELOAD_S`). Shown again, a screen
-reloads only when the engine changed since its last load (`MldeckApp.changes`)
+reloads only when the engine changed since its last load (`Deck.changes`)
 or that load is older than `RESUME_RELOAD_AFTER_S`: a key that flips between
 screens does not re-read the catalog each time. A reload never queues behind a
 slow one: while a load is running, the next is only marked as wanted. Errors go
@@ -28,8 +28,8 @@ from textual.worker import Worker, WorkerState
 from app.ui.widgets.footer import DeckFooter
 
 if TYPE_CHECKING:
-    from app.ui.app import MldeckApp
-    from engine.client import EngineClient
+    from app.ui.deck import Deck
+    from engine.api import EngineClient
 
 RESUME_RELOAD_AFTER_S = 2.0
 """A screen shown again reloads when its data is older than this, even if no event
@@ -53,7 +53,7 @@ class DeckScreen(Screen[None]):
         self._shown: Any = None
         """What `show` last put on the screen: an unchanged reload redraws nothing."""
         self._loaded_changes = -1
-        """`MldeckApp.changes` when the latest load started."""
+        """`Deck.changes` when the latest load started."""
         self._loaded_at = float("-inf")
         self._styled_for: tuple[object, ...] | None = None
         """What the app's styles depended on when this screen was last left."""
@@ -64,8 +64,8 @@ class DeckScreen(Screen[None]):
         return self._shown is not None
 
     @property
-    def deck(self) -> MldeckApp:
-        return cast("MldeckApp", self.app)
+    def deck(self) -> Deck:
+        return cast("Deck", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header(icon="≡")

@@ -18,11 +18,11 @@ from app.ui.screens.dialogs import Confirmed, ReasonDialog
 from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
-    from engine.client import EngineClient
+    from engine.api import EngineClient
 
 
 BATCHES_SHOWN = 200
-"""How many batches `EngineClient.batches()` answers (engine.views.batches): the newest."""
+"""How many batches `EngineClient.batches()` answers (engine.views.tables.batches): the newest."""
 
 
 class DataScreen(DeckScreen):

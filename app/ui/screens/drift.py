@@ -17,7 +17,7 @@ from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
     from app.ui.widgets.charts import HistogramChart, TrendChart
-    from engine.client import EngineClient
+    from engine.api import EngineClient
 
 
 class DriftScreen(DeckScreen):
@@ -94,7 +94,7 @@ class DriftScreen(DeckScreen):
                 f" (threshold {fmt_num(prediction['threshold'], 3)})"
             )
             panel.update(text)
-        names = [f["feature"] for f in latest["features"]]
+        names: list[str] = [f["feature"] for f in latest["features"]]
         feature = self.selected_feature if self.selected_feature in names else names[0]
         table.move_cursor(row=names.index(feature))
         self._select(feature)

@@ -19,7 +19,7 @@ from app.ui.screens.dialogs import Confirmed, ReasonDialog
 from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
-    from engine.client import EngineClient
+    from engine.api import EngineClient
 
 SHOWN_METRICS = ("accuracy", "roc_auc", "f1", "rmse", "mae", "r2")
 

@@ -15,7 +15,7 @@ from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
     from app.ui.widgets.charts import TrendChart
-    from engine.client import EngineClient
+    from engine.api import EngineClient
 
 CHARTED = ("accuracy", "roc_auc", "rmse", "mae", "f1", "r2")
 """Which figure is charted: the first of these a window has."""

@@ -14,7 +14,7 @@ from app.ui.screens.base import DeckScreen
 from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
-    from engine.client import EngineClient
+    from engine.api import EngineClient
 
 
 class PipelineScreen(DeckScreen):

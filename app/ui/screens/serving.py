@@ -16,7 +16,7 @@ from app.ui.screens.base import DeckScreen
 from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
-    from engine.client import EngineClient
+    from engine.api import EngineClient
 
 
 def _ms(value: float | None) -> str:

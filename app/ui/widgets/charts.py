@@ -38,7 +38,7 @@ class TrendChart(PlotextPlot):
                 plt.horizontal_line(level, color=color)
         if xs:
             step = max(1, len(xs) // 8)
-            plt.xticks(xs[::step], labels[::step])
+            plt.xticks([float(x) for x in xs[::step]], labels[::step])
         self.refresh()
 
     def show_empty(self, title: str) -> None:
@@ -75,14 +75,15 @@ class HistogramChart(PlotextPlot):
         plt.title(f"{histogram['feature']}: reference vs current")
         labels = [label[: self.LABEL_WIDTH] for label in histogram["bins"]]
         xs = list(range(1, len(labels) + 1))
-        plt.multiple_bar(
+        # plotext's multiple_bar takes `labels`; textual-plotext's typed copy names it `label`
+        plt.multiple_bar(  # type: ignore[call-arg]
             xs, [histogram["reference"], histogram["current"]], labels=["reference", "current"]
         )
         # Every step-th bin is labelled, so that the labels never overlap at this width
         # (plotext would otherwise drop some of its own choosing).
         room = max(1, self.size.width - 8)
         step = max(1, -(-len(labels) * (self.LABEL_WIDTH + 2) // room))
-        plt.xticks(xs[::step], labels[::step])
+        plt.xticks([float(x) for x in xs[::step]], labels[::step])
         self.refresh()
 
     def show_empty(self, title: str) -> None:

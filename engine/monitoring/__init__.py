@@ -1,0 +1,1 @@
+"""Layer 5: drift, batch and log monitors, live performance, alerts."""

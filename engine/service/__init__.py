@@ -1,0 +1,1 @@
+"""Layer 8: the engine service, jobs, watcher, control API, clients, demo."""

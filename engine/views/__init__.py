@@ -1,0 +1,1 @@
+"""Layer 7: read-only answers: status, tables, report, doctor, lineage."""

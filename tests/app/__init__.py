@@ -1,0 +1,1 @@
+"""The CLI and the Textual UI (Pilot, snapshots), end to end."""

@@ -1,0 +1,1 @@
+"""engine/core: the config and the project folder."""

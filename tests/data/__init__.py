@@ -1,0 +1,1 @@
+"""engine/data: ingest, file arrivals, headers, labels, quarantine, datasets."""

@@ -1,0 +1,1 @@
+"""engine/models: the model kinds, ONNX export and parity."""

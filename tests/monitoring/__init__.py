@@ -1,0 +1,1 @@
+"""engine/monitoring: drift, monitors, performance, alerts."""

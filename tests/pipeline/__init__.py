@@ -1,0 +1,1 @@
+"""engine/pipeline: the training run and its gates, retrain, reproduce."""

@@ -1,0 +1,1 @@
+"""engine/records: the registry and its aliases."""

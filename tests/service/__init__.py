@@ -1,0 +1,1 @@
+"""engine/service: the engine service, control API, jobs, watcher, crash recovery."""

@@ -1,0 +1,1 @@
+"""engine/serving: the endpoint, both protocols, limits, fuzzing, hot swaps."""

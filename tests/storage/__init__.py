@@ -1,0 +1,1 @@
+"""storage/: the catalog, migrations, the object store, the audit chain."""

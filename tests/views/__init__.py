@@ -1,0 +1,1 @@
+"""engine/views: the read-only answers, lineage, every version."""
