@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from engine.core.answers import ModelKind, RetrainPolicy, ServingAuth, Task
 from engine.core.errors import ConfigError
 
 COLUMN_TYPES = ("integer", "float", "string", "boolean", "date", "timestamp")
-MODEL_KINDS = ("linear", "random_forest", "gradient_boosting", "mlp")
+MODEL_KINDS: tuple[ModelKind, ...] = ("linear", "random_forest", "gradient_boosting", "mlp")
 CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 # Metrics where a smaller value is better.
@@ -141,7 +142,7 @@ class Contract:
 @dataclass(frozen=True)
 class Candidate:
     name: str
-    kind: str
+    kind: ModelKind
     params: dict[str, Any]
 
 
@@ -210,12 +211,12 @@ class AlertRules:
     """Serving: the 99th percentile of the scoring latency."""
 
 
-RETRAIN_POLICIES = ("prompt", "auto", "off")
+RETRAIN_POLICIES: tuple[RetrainPolicy, ...] = ("prompt", "auto", "off")
 
 
 @dataclass(frozen=True)
 class RetrainConfig:
-    policy: str = "prompt"
+    policy: RetrainPolicy = "prompt"
     """prompt: a trigger stores a pending proposal; auto: retrain and promote through the gates;
     off: a trigger is only logged."""
     every: str | None = None
@@ -235,7 +236,7 @@ class WatchConfig:
     (refused by default: a link must not make mldeck read files nobody dropped)."""
 
 
-SERVING_AUTH = ("auto", "token", "none")
+SERVING_AUTH: tuple[ServingAuth, ...] = ("auto", "token", "none")
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ class ServingLimits:
     Each limit a request passes is answered 413 (size) or 400 (shape) naming it.
     """
 
-    auth: str = "auto"
+    auth: ServingAuth = "auto"
     """auto: inference and /metrics need the token only when bound beyond loopback;
     token: always; none: never (the control API always needs it)."""
     max_body_mb: float = 10.0
@@ -270,7 +271,7 @@ class Config:
     name: str
     target: str | None
     id_column: str | None
-    task: str | None
+    task: Task | None
     ignore: tuple[str, ...]
     incoming_dir: str
     labels_dir: str

@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from engine.core.answers import IssueSeverity, Task
 from engine.core.config import ColumnContract, Config, Contract
 from storage.sql import quote_ident, quote_literal
 
@@ -26,7 +27,7 @@ MAX_CATEGORIES = 50
 
 @dataclass(frozen=True)
 class Issue:
-    severity: str
+    severity: IssueSeverity
     """error (the batch is quarantined) or warning."""
     column: str | None
     code: str
@@ -93,7 +94,7 @@ class Inferred:
     contract: Contract
     target: str | None
     id_column: str | None
-    task: str | None
+    task: Task | None
     ignore: tuple[str, ...]
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 
+from engine.core.answers import IngestStatus
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.core.project import Project
 from engine.data.contract import SQL_TYPES, Issue, batch_schema
@@ -206,7 +207,7 @@ def ingest_labels_file(
                 issues, id_col, label_col = _check(project, con)
             errors = [i for i in issues if i.severity == "error"]
             quarantine_path = quarantine_file(project, source, digest, issues) if errors else None
-            status = "quarantined" if errors else ("warned" if issues else "accepted")
+            status: IngestStatus = "quarantined" if errors else ("warned" if issues else "accepted")
             with catalog.transaction():
                 batch_id = record_batch(
                     catalog,

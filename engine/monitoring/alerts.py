@@ -23,8 +23,9 @@ and raised as an :class:`engine.core.events.AlertRaised` event.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
+from engine.core.answers import AlertAnswer
 from engine.core.config import LOWER_IS_BETTER, AlertRules
 from engine.core.errors import NotFoundError
 from engine.core.events import AlertRaised, EventSink, ignore_events
@@ -42,7 +43,7 @@ _COLUMNS = (
 
 def list_alerts(
     catalog: Catalog, *, since_id: int | None = None, status: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[AlertAnswer]:
     """Stored alerts, oldest first; ``since_id``: only those after it; ``status``: open | acknowledged."""
     where: list[str] = []
     params: list[Any] = []
@@ -56,7 +57,7 @@ def list_alerts(
     rows = catalog.rows(f"SELECT {_COLUMNS} FROM alerts{clause} ORDER BY alert_id", params)
     for row in rows:
         row["evidence"] = json.loads(row.pop("evidence_json"))
-    return rows
+    return cast("list[AlertAnswer]", rows)  # catalog rows: raised_at a datetime until jsonable
 
 
 def acknowledge_alert(catalog: Catalog, alert_id: int) -> None:

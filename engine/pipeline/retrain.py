@@ -21,6 +21,14 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from engine.core.answers import (
+    DecideAnswer,
+    Proposal,
+    ProposalStatus,
+    ProposeAnswer,
+    RetrainAnswer,
+    SnoozeAnswer,
+)
 from engine.core.errors import MldeckError, NotFoundError, RegistryError
 from engine.core.events import EventSink, RetrainProposed, ignore_events
 from engine.core.jsonable import jsonable
@@ -45,7 +53,7 @@ def propose(
     on_event: EventSink = ignore_events,
     actor: str = "mldeck",
     trainer: Trainer | None = None,
-) -> dict[str, Any]:
+) -> ProposeAnswer:
     """Apply the retrain policy to a trigger.
 
     Args:
@@ -58,10 +66,9 @@ def propose(
         "retrained" | "ignored", ...}`.
     """
     policy = project.config.retrain.policy
-    answer: dict[str, Any] = {"policy": policy, "trigger": trigger}
     if policy == "off":
         log.info("retrain trigger %s ignored (policy off): %s", trigger, evidence)
-        return {**answer, "action": "ignored"}
+        return {"policy": policy, "trigger": trigger, "action": "ignored"}
     if policy == "auto":
         result = run_retrain(
             project,
@@ -72,7 +79,7 @@ def propose(
             on_event=on_event,
             trainer=trainer,
         )
-        return {**answer, "action": "retrained", "retrain": result}
+        return {"policy": policy, "trigger": trigger, "action": "retrained", "retrain": result}
     catalog = project.catalog
     pending = catalog.scalar(
         "SELECT proposal_id FROM retrain_proposals WHERE status = 'pending' AND trigger = ?"
@@ -80,7 +87,12 @@ def propose(
         [trigger],
     )
     if pending is not None:  # one open proposal per trigger: a person decides once
-        return {**answer, "action": "pending", "proposal_id": int(pending)}
+        return {
+            "policy": policy,
+            "trigger": trigger,
+            "action": "pending",
+            "proposal_id": int(pending),
+        }
     proposal_id = int(
         catalog.scalar(
             "INSERT INTO retrain_proposals (created_at, trigger, evidence_json, status)"
@@ -89,7 +101,7 @@ def propose(
         )
     )
     on_event(RetrainProposed(proposal_id, trigger, _summary(evidence)))
-    return {**answer, "action": "proposed", "proposal_id": proposal_id}
+    return {"policy": policy, "trigger": trigger, "action": "proposed", "proposal_id": proposal_id}
 
 
 def run_retrain(
@@ -101,7 +113,7 @@ def run_retrain(
     evidence: dict[str, Any] | None = None,
     on_event: EventSink = ignore_events,
     trainer: Trainer | None = None,
-) -> dict[str, Any]:
+) -> RetrainAnswer:
     """Train on the recorded snapshots. The best new version that passes its gates and beats
     the champion on the same holdout becomes the challenger; under the `auto` policy it is
     promoted.
@@ -169,7 +181,7 @@ def run_retrain(
     }
 
 
-def list_proposals(project: Project, status: str | None = None) -> list[dict[str, Any]]:
+def list_proposals(project: Project, status: ProposalStatus | None = None) -> list[Proposal]:
     """Retrain proposals, newest first (only `status` ones when given)."""
     where_sql, params = ("WHERE status = ?", [status]) if status else ("", [])
     rows = project.catalog.rows(
@@ -179,7 +191,7 @@ def list_proposals(project: Project, status: str | None = None) -> list[dict[str
     )
     for row in rows:
         row["evidence"] = json.loads(row.pop("evidence_json"))
-    result: list[dict[str, Any]] = jsonable(rows)
+    result: list[Proposal] = jsonable(rows)
     return result
 
 
@@ -193,7 +205,7 @@ def decide(
     on_event: EventSink = ignore_events,
     trainer: Trainer | None = None,
     resumed: bool = False,
-) -> dict[str, Any]:
+) -> DecideAnswer:
     """Accept (and run the retrain) or dismiss a pending proposal; audit-logged.
 
     Args:
@@ -214,7 +226,7 @@ def decide(
     )
     if row is None:
         raise NotFoundError(f"no retrain proposal {proposal_id} (mldeck retrain --list)")
-    status = "accepted" if accept else "dismissed"
+    status: ProposalStatus = "accepted" if accept else "dismissed"
     recorded = resumed and row["status"] == status
     if row["status"] != "pending" and not recorded:
         raise RegistryError(f"retrain proposal {proposal_id} is already {row['status']}")
@@ -246,7 +258,7 @@ def decide(
     return {"proposal_id": proposal_id, "status": status, "retrain": retrain}
 
 
-def snooze(project: Project, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+def snooze(project: Project, proposal_id: int, *, actor: str, reason: str) -> SnoozeAnswer:
     """A person put a pending proposal off: it stays pending; the answer is audit-logged."""
     if not reason.strip():
         raise RegistryError("a reason is required: it goes to the audit log")

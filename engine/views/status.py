@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.core.answers import AliasInfo, StatusAnswer
 from engine.core.jsonable import iso_rows
 from engine.core.project import Project
 from engine.records.registry import (
@@ -24,7 +25,7 @@ def project_status(
     recent: int = 10,
     serving: dict[str, Any] | None = None,
     engine: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> StatusAnswer:
     """Batches, quarantine, recent stage runs, champion and challenger.
 
     Args:
@@ -60,7 +61,7 @@ def project_status(
         " ORDER BY proposal_id"
     )
 
-    def alias_info(alias: str) -> dict[str, Any] | None:
+    def alias_info(alias: str) -> AliasInfo | None:
         version = alias_version(catalog, alias)
         if version is None:
             return None
