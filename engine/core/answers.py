@@ -26,6 +26,9 @@ Timestamp: TypeAlias = str
 Task = Literal["classification", "regression"]
 """[data] task and model_versions.task."""
 
+ColumnType = Literal["integer", "float", "string", "boolean", "date", "timestamp"]
+"""A contract column's type (engine.core.config.COLUMN_TYPES; engine.data.contract.column_type)."""
+
 ModelKind = Literal["linear", "random_forest", "gradient_boosting", "mlp"]
 """A candidate's kind (engine.core.config.MODEL_KINDS; model_versions.kind)."""
 

@@ -14,13 +14,13 @@ import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, get_args
 
-from engine.core.answers import ModelKind, RetrainPolicy, ServingAuth, Task
+from engine.core.answers import ColumnType, ModelKind, RetrainPolicy, ServingAuth, Task
 from engine.core.errors import ConfigError
 
-COLUMN_TYPES = ("integer", "float", "string", "boolean", "date", "timestamp")
-MODEL_KINDS: tuple[ModelKind, ...] = ("linear", "random_forest", "gradient_boosting", "mlp")
+COLUMN_TYPES: tuple[ColumnType, ...] = get_args(ColumnType)
+MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)
 CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 # Metrics where a smaller value is better.
@@ -119,7 +119,7 @@ class ColumnContract:
     """What a column of an incoming batch must look like."""
 
     name: str
-    type: str
+    type: ColumnType
     """One of COLUMN_TYPES."""
     max_null_fraction: float | None = None
     """Share of nulls above which a batch gets a warning; None: [validation] max_null_fraction."""
@@ -211,7 +211,7 @@ class AlertRules:
     """Serving: the 99th percentile of the scoring latency."""
 
 
-RETRAIN_POLICIES: tuple[RetrainPolicy, ...] = ("prompt", "auto", "off")
+RETRAIN_POLICIES: tuple[RetrainPolicy, ...] = get_args(RetrainPolicy)
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,7 @@ class WatchConfig:
     (refused by default: a link must not make mldeck read files nobody dropped)."""
 
 
-SERVING_AUTH: tuple[ServingAuth, ...] = ("auto", "token", "none")
+SERVING_AUTH: tuple[ServingAuth, ...] = get_args(ServingAuth)
 
 
 @dataclass(frozen=True)
@@ -407,7 +407,7 @@ def _parse_contract(table: _Table) -> Contract:
     return Contract(columns=columns, inferred_from=table.get_str("inferred_from"))
 
 
-def _missing(table: _Table, name: str) -> str:
+def _missing(table: _Table, name: str) -> NoReturn:
     raise table.fail(name, "is required")
 
 
@@ -544,7 +544,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
     if not isinstance(follow_symlinks, bool):
         raise watch.fail("follow_symlinks", f"must be true or false, not {follow_symlinks!r}")
 
-    task = data_t.get_str("task", None, ("classification", "regression"))
+    task = data_t.get_str("task", None, get_args(Task))
     known_metrics = CLASSIFICATION_METRICS + REGRESSION_METRICS
     primary = evaluation.get_str("primary_metric", None, known_metrics)
     if (

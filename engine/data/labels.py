@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from engine.core.answers import IngestStatus
+from engine.core.answers import ColumnType, IngestStatus
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.core.project import Project
 from engine.data.contract import SQL_TYPES, Issue, batch_schema
@@ -48,7 +48,7 @@ LABEL_ALIAS = "label"
 """A labels file may name its label column like the target or plainly ``label``."""
 
 
-def _label_column(project: Project, schema: dict[str, str]) -> str | None:
+def _label_column(project: Project, schema: dict[str, ColumnType]) -> str | None:
     target = project.config.target
     for name in (target, LABEL_ALIAS):
         if name is not None and name in schema:
