@@ -269,6 +269,21 @@ class IngestAnswer(TypedDict):
     issues: list[IssueAnswer]
 
 
+class RevalidateAnswer(TypedDict):
+    """`revalidate`: a quarantined batch validated again under the current contract
+    (engine.data.quarantine.revalidate)."""
+
+    batch_id: int
+    source_name: str
+    kind: BatchKind
+    status: BatchStatus
+    """accepted or warned (a new batch was recorded) or quarantined (it stays so)."""
+    new_batch_id: int | None
+    rows: int
+    snapshot: str | None
+    issues: list[IssueAnswer]
+
+
 # ------------------------------------------------------------------ retrain
 
 
@@ -330,6 +345,12 @@ class SnoozeAnswer(TypedDict):
 
 
 # ------------------------------------------------------------------ monitoring
+
+
+class AcknowledgeAnswer(TypedDict):
+    """`acknowledge_alert` (engine.service.client.LocalEngine.acknowledge_alert)."""
+
+    acknowledged: int
 
 
 class AlertAnswer(TypedDict):

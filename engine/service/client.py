@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from engine.core.answers import (
+    AcknowledgeAnswer,
     AlertAnswer,
     ArchiveAnswer,
     AuditEntry,
@@ -31,6 +32,7 @@ from engine.core.answers import (
     PromoteAnswer,
     Proposal,
     RetrainAnswer,
+    RevalidateAnswer,
     SnoozeAnswer,
     StatusAnswer,
     TrainAnswer,
@@ -257,7 +259,7 @@ class LocalEngine(EngineClient):
         answer: AuditVerifyAnswer = jsonable(verify_audit(self.project.catalog))
         return answer
 
-    def acknowledge_alert(self, alert_id: int) -> dict[str, Any]:
+    def acknowledge_alert(self, alert_id: int) -> AcknowledgeAnswer:
         from engine.monitoring.alerts import acknowledge_alert
 
         acknowledge_alert(self.project.catalog, alert_id)
@@ -322,7 +324,7 @@ class LocalEngine(EngineClient):
     def events(self) -> Iterator[Event]:
         return self.hub.iterate()
 
-    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> RevalidateAnswer:
         """Validate a quarantined file again under the current contract (engine.data.quarantine)."""
         from engine.pipeline.intake import revalidate
 

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from engine.core.answers import (
+    AcknowledgeAnswer,
     AlertAnswer,
     ArchiveAnswer,
     AuditEntry,
@@ -40,6 +41,7 @@ from engine.core.answers import (
     PromoteAnswer,
     Proposal,
     RetrainAnswer,
+    RevalidateAnswer,
     SnoozeAnswer,
     StatusAnswer,
     TrainAnswer,
@@ -292,7 +294,7 @@ class EngineClient:
         return self._invoke("archive", version=version, actor=actor, reason=reason)
 
     @operation("POST", "/control/alerts/ack", job=True)
-    def acknowledge_alert(self, alert_id: int) -> dict[str, Any]:
+    def acknowledge_alert(self, alert_id: int) -> AcknowledgeAnswer:
         return self._invoke("acknowledge_alert", alert_id=alert_id)
 
     @operation("POST", "/control/log-drift", job=True)
@@ -304,5 +306,5 @@ class EngineClient:
         return self._invoke("reproduce", version=version, actor=actor)
 
     @operation("POST", "/control/revalidate", job=True)
-    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> RevalidateAnswer:
         return self._invoke("revalidate", batch_id=batch_id, actor=actor, reason=reason)
