@@ -133,6 +133,84 @@ AuditAction = Literal[
 and may hold kinds an older or newer mldeck wrote (engine.records.audit.audit_kinds)."""
 
 
+# ------------------------------------------------------------------ batches and runs
+
+
+class BatchRow(TypedDict):
+    """One batch in `batches`, with its issue counts (engine.views.tables.batches)."""
+
+    batch_id: int
+    kind: BatchKind
+    source_name: str
+    content_hash: str
+    size_bytes: int | None
+    format: str | None
+    status: BatchStatus
+    duplicate_of: int | None
+    row_count: int | None
+    labelled: bool | None
+    ingested_at: Timestamp
+    revalidated_from: int | None
+    errors: int
+    warnings: int
+
+
+class BatchIssue(TypedDict):
+    """One validation issue in `batch_issues` (engine.views.tables.batch_issues)."""
+
+    severity: IssueSeverity
+    column_name: str | None
+    code: str
+    message: str
+
+
+class QuarantinedBatch(TypedDict):
+    """One quarantined batch in `quarantined` and in `StatusAnswer.quarantine`
+    (engine.views.tables.quarantined)."""
+
+    batch_id: int
+    kind: BatchKind
+    source_name: str
+    content_hash: str
+    quarantine_path: str | None
+    ingested_at: Timestamp
+    reason: str | None
+    """Its error messages, joined with "; "."""
+
+
+class RecentBatch(TypedDict):
+    """One of the newest batches in `StatusAnswer.recent_batches`."""
+
+    batch_id: int
+    kind: BatchKind
+    source_name: str
+    status: BatchStatus
+    row_count: int | None
+    duplicate_of: int | None
+    ingested_at: Timestamp
+
+
+class RecentRun(TypedDict):
+    """One of the newest stage runs in `StatusAnswer.recent_runs`."""
+
+    run_id: int
+    stage: str
+    """A `Stage`, or one an older mldeck recorded."""
+    status: StageRunStatus
+    started_at: Timestamp
+    ended_at: Timestamp | None
+    duration_s: float | None
+    error: str | None
+
+
+class PendingProposal(TypedDict):
+    """A pending retrain proposal in `StatusAnswer.retrain_proposals`."""
+
+    proposal_id: int
+    trigger: str
+    created_at: Timestamp
+
+
 # ------------------------------------------------------------------ status
 
 
@@ -158,10 +236,10 @@ class StatusAnswer(TypedDict):
     """Batch count by `BatchStatus`."""
     rows: int
     labelled_rows: int
-    quarantine: list[dict[str, Any]]
-    recent_batches: list[dict[str, Any]]
-    recent_runs: list[dict[str, Any]]
-    retrain_proposals: list[dict[str, Any]]
+    quarantine: list[QuarantinedBatch]
+    recent_batches: list[RecentBatch]
+    recent_runs: list[RecentRun]
+    retrain_proposals: list[PendingProposal]
     champion: AliasInfo | None
     challenger: AliasInfo | None
     model_versions: int

@@ -23,6 +23,8 @@ from engine.core.answers import (
     ArchiveAnswer,
     AuditEntry,
     AuditVerifyAnswer,
+    BatchIssue,
+    BatchRow,
     DecideAnswer,
     DoctorAnswer,
     DriftAnswer,
@@ -31,6 +33,7 @@ from engine.core.answers import (
     PerformanceWindow,
     PromoteAnswer,
     Proposal,
+    QuarantinedBatch,
     RetrainAnswer,
     RevalidateAnswer,
     SnoozeAnswer,
@@ -198,17 +201,17 @@ class LocalEngine(EngineClient):
 
         return snooze(self.project, proposal_id, actor=actor, reason=reason)
 
-    def batches(self) -> list[dict[str, Any]]:
+    def batches(self) -> list[BatchRow]:
         from engine.views import tables as views
 
         return views.batches(self.project)
 
-    def batch_issues(self, batch_id: int) -> list[dict[str, Any]]:
+    def batch_issues(self, batch_id: int) -> list[BatchIssue]:
         from engine.views import tables as views
 
         return views.batch_issues(self.project, batch_id)
 
-    def quarantined(self) -> list[dict[str, Any]]:
+    def quarantined(self) -> list[QuarantinedBatch]:
         from engine.views import tables as views
 
         return views.quarantined(self.project)

@@ -32,6 +32,8 @@ from engine.core.answers import (
     ArchiveAnswer,
     AuditEntry,
     AuditVerifyAnswer,
+    BatchIssue,
+    BatchRow,
     DecideAnswer,
     DoctorAnswer,
     DriftAnswer,
@@ -40,6 +42,7 @@ from engine.core.answers import (
     PerformanceWindow,
     PromoteAnswer,
     Proposal,
+    QuarantinedBatch,
     RetrainAnswer,
     RevalidateAnswer,
     SnoozeAnswer,
@@ -183,15 +186,15 @@ class EngineClient:
         return self._invoke("doctor")
 
     @operation("GET", "/control/batches")
-    def batches(self) -> list[dict[str, Any]]:
+    def batches(self) -> list[BatchRow]:
         return self._invoke("batches")
 
     @operation("GET", "/control/batch-issues", wire={"batch_id": "batch"})
-    def batch_issues(self, batch_id: int) -> list[dict[str, Any]]:
+    def batch_issues(self, batch_id: int) -> list[BatchIssue]:
         return self._invoke("batch_issues", batch_id=batch_id)
 
     @operation("GET", "/control/quarantine")
-    def quarantined(self) -> list[dict[str, Any]]:
+    def quarantined(self) -> list[QuarantinedBatch]:
         return self._invoke("quarantined")
 
     @operation("GET", "/control/lanes")
