@@ -52,8 +52,9 @@ skipped (this path and content seen before), or refused (never read)."""
 IssueSeverity = Literal["error", "warning"]
 """batch_issues.severity: an error quarantines the batch."""
 
-StageRunStatus = Literal["running", "succeeded", "failed", "interrupted"]
-"""stage_runs.status."""
+StageRunStatus = Literal["running", "succeeded", "quarantined", "failed", "interrupted"]
+"""stage_runs.status (the migration's comment leaves out `quarantined`, which the ingest,
+validate, labels and revalidate stages record for a batch they quarantine)."""
 
 Stage = Literal[
     "ingest",
