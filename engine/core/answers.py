@@ -208,7 +208,7 @@ class PendingProposal(TypedDict):
     """A pending retrain proposal in `StatusAnswer.retrain_proposals`."""
 
     proposal_id: int
-    trigger: str
+    trigger: ProposalTrigger
     created_at: Timestamp
 
 
@@ -220,7 +220,7 @@ class AliasInfo(TypedDict):
 
     version: int
     name: str
-    kind: str
+    kind: ModelKind
     device: str
     metrics: dict[str, float | None]
 
@@ -256,8 +256,8 @@ class VersionRow(TypedDict):
 
     version: int
     name: str
-    kind: str
-    task: str
+    kind: ModelKind
+    task: Task
     device: str
     parity_max_abs_diff: float
     promotable: bool
@@ -292,7 +292,7 @@ class CandidateAnswer(TypedDict):
     """One candidate's outcome in `TrainAnswer` (engine.pipeline.training_run.CandidateOutcome)."""
 
     name: str
-    kind: str
+    kind: ModelKind
     status: CandidateStatus
     version: int | None
     metrics: dict[str, float | None]
@@ -342,7 +342,7 @@ class IngestAnswer(TypedDict):
     labelled: bool | None
     snapshot: str | None
     duplicate_of: int | None
-    previous_status: str | None
+    previous_status: BatchStatus | None
     """For a skipped file: what happened when it was first ingested."""
     quarantine_path: str | None
     issues: list[IssueAnswer]
@@ -369,7 +369,7 @@ class RevalidateAnswer(TypedDict):
 class RetrainAnswer(TypedDict):
     """`retrain`: a retrain run (engine.pipeline.retrain.run_retrain)."""
 
-    trigger: str
+    trigger: ProposalTrigger
     reason: str
     dataset_id: int
     versions: list[int]
@@ -385,7 +385,7 @@ class ProposeAnswer(TypedDict):
     """What the retrain policy did with a trigger (engine.pipeline.retrain.propose)."""
 
     policy: RetrainPolicy
-    trigger: str
+    trigger: ProposalTrigger
     action: ProposeAction
     proposal_id: NotRequired[int]
     """proposed or pending: the proposal that waits for a person."""
@@ -398,7 +398,7 @@ class Proposal(TypedDict):
 
     proposal_id: int
     created_at: Timestamp
-    trigger: str
+    trigger: ProposalTrigger
     status: ProposalStatus
     decided_at: Timestamp | None
     decided_by: str | None
@@ -559,8 +559,8 @@ class VersionRecord(TypedDict):
 
     version: int
     name: str
-    kind: str
-    task: str
+    kind: ModelKind
+    task: Task
     target: str
     status: VersionStatus
     aliases: list[str]

@@ -30,7 +30,7 @@ from typing import TextIO
 
 import duckdb
 
-from engine.core.answers import IngestAnswer, IngestStatus
+from engine.core.answers import BatchStatus, IngestAnswer, IngestStatus
 from engine.core.config import write_inferred
 from engine.core.errors import InputFileError
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
@@ -62,7 +62,7 @@ class IngestResult:
     duplicate_of: int | None = None
     quarantine_path: Path | None = None
     issues: list[Issue] = field(default_factory=list)
-    previous_status: str | None = None
+    previous_status: BatchStatus | None = None
     """For a skipped file: what happened when it was first ingested."""
 
 

@@ -25,6 +25,7 @@ from engine.core.answers import (
     DecideAnswer,
     Proposal,
     ProposalStatus,
+    ProposalTrigger,
     ProposeAnswer,
     RetrainAnswer,
     SnoozeAnswer,
@@ -48,7 +49,7 @@ TRIGGERS = ("schedule", "alert", "labels", "person")
 
 def propose(
     project: Project,
-    trigger: str,
+    trigger: ProposalTrigger,
     evidence: dict[str, Any],
     on_event: EventSink = ignore_events,
     actor: str = "mldeck",
@@ -109,7 +110,7 @@ def run_retrain(
     *,
     actor: str,
     reason: str,
-    trigger: str = "person",
+    trigger: ProposalTrigger = "person",
     evidence: dict[str, Any] | None = None,
     on_event: EventSink = ignore_events,
     trainer: Trainer | None = None,
@@ -250,7 +251,7 @@ def decide(
             project,
             actor=actor,
             reason=f"proposal {proposal_id} accepted: {reason}",
-            trigger=str(row["trigger"]),
+            trigger=row["trigger"],  # a ProposalTrigger, as stored
             evidence=json.loads(row["evidence_json"]),
             on_event=on_event,
             trainer=trainer,
@@ -363,15 +364,16 @@ def labels_due(project: Project, last_fired: datetime | None = None) -> dict[str
 
 def due_triggers(
     project: Project, now: datetime, last_fired: dict[str, datetime]
-) -> list[tuple[str, dict[str, Any]]]:
+) -> list[tuple[ProposalTrigger, dict[str, Any]]]:
     """The automatic triggers due now, as (trigger, evidence); `last_fired` holds when this
     process last fired each one (the `off` policy stores nothing to remember it by)."""
-    due = []
-    for trigger, evidence in (
+    due: list[tuple[ProposalTrigger, dict[str, Any]]] = []
+    checks: tuple[tuple[ProposalTrigger, dict[str, Any] | None], ...] = (
         ("schedule", schedule_due(project, now, last_fired.get("schedule"))),
         ("alert", alert_due(project, last_fired.get("alert"))),
         ("labels", labels_due(project, last_fired.get("labels"))),
-    ):
+    )
+    for trigger, evidence in checks:
         if evidence is not None:
             due.append((trigger, evidence))
     return due

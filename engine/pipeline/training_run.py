@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.core.answers import CandidateAnswer, CandidateStatus, TrainAnswer
+from engine.core.answers import CandidateAnswer, CandidateStatus, ModelKind, TrainAnswer
 from engine.core.config import Candidate
 from engine.core.errors import EngineStopping, MldeckError, TrainingError
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
@@ -49,7 +49,7 @@ from storage.catalog import Catalog, utcnow
 @dataclass
 class CandidateOutcome:
     name: str
-    kind: str
+    kind: ModelKind
     status: CandidateStatus
     version: int | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
