@@ -1,5 +1,6 @@
 """The one surface app/ imports: the client protocol and its two clients, the engine
-service, the typed events and errors, and the few constants and helpers the CLI and UI use.
+service, the typed answers, events and errors, and the few constants and helpers the CLI
+and UI use.
 
 Names load on first use (PEP 562), so `mldeck --help` and the UI's first paint import only what
 they touch; under type checking they are ordinary imports. A name app/ needs is one row of
@@ -12,6 +13,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from engine.core.answers import (
+        AuditEntry,
+        AuditVerifyAnswer,
+        DriftAnswer,
+        IngestAnswer,
+        LineageAnswer,
+        PerformanceWindow,
+        Proposal,
+        ProposeAnswer,
+        RetrainAnswer,
+        StatusAnswer,
+        TrainAnswer,
+        VersionRecord,
+        VersionRow,
+    )
     from engine.core.config import load_config
     from engine.core.errors import MldeckError
     from engine.core.events import (
@@ -53,24 +69,37 @@ if TYPE_CHECKING:
 
 _WHERE: dict[str, str] = {
     "Access": "engine.serving.access",
+    "AuditEntry": "engine.core.answers",
+    "AuditVerifyAnswer": "engine.core.answers",
     "CHALLENGER": "engine.records.registry",
     "CONFIG_NAME": "engine.core.project",
+    "DriftAnswer": "engine.core.answers",
     "EngineClient": "engine.service.operations",
     "EngineService": "engine.service.engine_service",
     "Event": "engine.core.events",
+    "IngestAnswer": "engine.core.answers",
     "JobFinished": "engine.core.events",
+    "LineageAnswer": "engine.core.answers",
     "LocalEngine": "engine.service.client",
     "MldeckError": "engine.core.errors",
     "OPEN": "engine.monitoring.alerts",
+    "PerformanceWindow": "engine.core.answers",
     "Progress": "engine.core.events",
     "Project": "engine.core.project",
+    "Proposal": "engine.core.answers",
+    "ProposeAnswer": "engine.core.answers",
     "QuarterFeed": "engine.service.demo",
     "RemoteEngine": "engine.service.client",
+    "RetrainAnswer": "engine.core.answers",
     "RetrainProposed": "engine.core.events",
     "STATE_DIR": "engine.core.project",
     "StageFinished": "engine.core.events",
     "StageStarted": "engine.core.events",
+    "StatusAnswer": "engine.core.answers",
     "TOLERANCE": "engine.pipeline.reproduce",
+    "TrainAnswer": "engine.core.answers",
+    "VersionRecord": "engine.core.answers",
+    "VersionRow": "engine.core.answers",
     "Week": "engine.service.demo",
     "alias_version": "engine.records.registry",
     "check_token_file": "engine.core.owner",
@@ -97,24 +126,37 @@ _WHERE: dict[str, str] = {
 
 __all__ = [
     "Access",
+    "AuditEntry",
+    "AuditVerifyAnswer",
     "CHALLENGER",
     "CONFIG_NAME",
+    "DriftAnswer",
     "EngineClient",
     "EngineService",
     "Event",
+    "IngestAnswer",
     "JobFinished",
+    "LineageAnswer",
     "LocalEngine",
     "MldeckError",
     "OPEN",
+    "PerformanceWindow",
     "Progress",
     "Project",
+    "Proposal",
+    "ProposeAnswer",
     "QuarterFeed",
     "RemoteEngine",
+    "RetrainAnswer",
     "RetrainProposed",
     "STATE_DIR",
     "StageFinished",
     "StageStarted",
+    "StatusAnswer",
     "TOLERANCE",
+    "TrainAnswer",
+    "VersionRecord",
+    "VersionRow",
     "Week",
     "alias_version",
     "check_token_file",

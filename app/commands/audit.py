@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +13,9 @@ from app import output
 from app.commands.lineage import HISTORY_COLUMNS, history_rows
 from app.context import engine_client, json_option
 from app.report import Section, out_option, print_sections, write_report
+
+if TYPE_CHECKING:
+    from engine.api import AuditEntry, AuditVerifyAnswer
 
 DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
 
@@ -91,16 +94,17 @@ def _period(since: datetime | None, until: datetime | None) -> str:
     return f"{start} to {end} (UTC, end excluded)"
 
 
-def _chain_line(chain: dict[str, Any]) -> str:
+def _chain_line(chain: AuditVerifyAnswer) -> str:
     if chain["intact"]:
         return f"intact: {chain['entries']} entries, head {chain['head_hash'] or '—'}"
     broken = chain["first_broken"]
+    assert broken is not None  # not intact: verify_audit names the first broken entry
     return f"BROKEN at entry {broken['entry_id']} ({broken['action']}): {broken['problem']}"
 
 
 def _listing(
-    entries: list[dict[str, Any]],
-    chain: dict[str, Any],
+    entries: list[AuditEntry],
+    chain: AuditVerifyAnswer,
     since: datetime | None,
     until: datetime | None,
     kinds: tuple[str, ...],
@@ -132,6 +136,7 @@ def verify(ctx: click.Context, as_json: bool) -> None:
     if not chain["intact"]:
         if not as_json:
             broken = chain["first_broken"]
+            assert broken is not None  # not intact: verify_audit names the first broken entry
             output.error(
                 "Audit log altered",
                 f"entry {broken['entry_id']} ({broken['action']} by {broken['actor']}, "

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from app import output
 from app.context import engine_client, json_option
+
+if TYPE_CHECKING:
+    from engine.api import IngestAnswer
 
 
 @click.command()
@@ -87,7 +90,7 @@ _STATUS_STYLE = {
 }
 
 
-def _print_ingest(result: dict[str, Any]) -> None:
+def _print_ingest(result: IngestAnswer) -> None:
     from rich.markup import escape
 
     status = result["status"]

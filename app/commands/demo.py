@@ -13,7 +13,7 @@ from app import output
 from app.context import SAMPLE_DATA, default_actor, json_option
 
 if TYPE_CHECKING:
-    from engine.api import Event, Week
+    from engine.api import Event, ProposeAnswer, Week
 
 
 UI_PACE_S = 3.0
@@ -189,7 +189,7 @@ def _print_week(week: Week) -> None:
         output.stdout.print(f"    -> {_trigger_line(answer, week)}")
 
 
-def _trigger_line(answer: dict[str, Any], week: Week) -> str:
+def _trigger_line(answer: ProposeAnswer, week: Week) -> str:
     trigger, action = answer["trigger"], answer["action"]
     if action == "proposed":
         return f"retrain proposed (#{answer['proposal_id']}, {trigger}): mldeck retrain --list"

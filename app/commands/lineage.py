@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from app import output
 from app.context import default_actor, engine_client, json_option
 from app.report import Section, out_option, print_sections, write_report
+
+if TYPE_CHECKING:
+    from engine.api import AuditEntry, VersionRecord
 
 SHOWN_ROWS = 20
 """Rows of a batch request shown in the terminal (files and --json get all)."""
@@ -29,7 +32,7 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def _versions(entry: dict[str, Any]) -> str:
+def _versions(entry: AuditEntry) -> str:
     before, after = entry.get("from_version"), entry.get("to_version")
     if before is None and after is None:
         return ""
@@ -38,7 +41,7 @@ def _versions(entry: dict[str, Any]) -> str:
     return f"v{before} -> {'v' + str(after) if after is not None else 'none'}"
 
 
-def history_rows(entries: list[dict[str, Any]]) -> list[list[Any]]:
+def history_rows(entries: list[AuditEntry]) -> list[list[Any]]:
     return [
         [
             e["entry_id"],
@@ -55,7 +58,7 @@ def history_rows(entries: list[dict[str, Any]]) -> list[list[Any]]:
 HISTORY_COLUMNS = ["entry", "recorded (UTC)", "actor", "action", "versions", "reason"]
 
 
-def version_sections(record: dict[str, Any]) -> list[Section]:
+def version_sections(record: VersionRecord) -> list[Section]:
     """A model version's lineage as report sections (shared by explain and lineage)."""
     v = record["version"]
     status = record["status"] + (f" ({', '.join(record['aliases'])})" if record["aliases"] else "")

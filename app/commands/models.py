@@ -15,7 +15,7 @@ from app.context import default_actor, engine_client, json_option
 if TYPE_CHECKING:
     import queue
 
-    from engine.api import Event
+    from engine.api import Event, TrainAnswer
 
 
 @click.command()
@@ -100,7 +100,7 @@ def _drain(subscriber: Any, on_event: Any) -> None:
             on_event(event)
 
 
-def _print_train(result: dict[str, Any]) -> None:
+def _print_train(result: TrainAnswer) -> None:
     from rich.markup import escape
 
     primary = result["primary_metric"]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from app import output
 from app.context import engine_client, json_option
 from app.output import fmt_metric, fmt_num, fmt_time, metric_label
+
+if TYPE_CHECKING:
+    from engine.api import DriftAnswer
 
 
 @click.command()
@@ -87,7 +90,7 @@ def _drift_row(f: dict[str, Any]) -> list[str]:
     ]
 
 
-def _print_drift(report: dict[str, Any]) -> None:
+def _print_drift(report: DriftAnswer) -> None:
     from rich.markup import escape
 
     window = report["window"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from app import output
 from app.context import default_actor, engine_client, json_option
+
+if TYPE_CHECKING:
+    from engine.api import Proposal, RetrainAnswer
 
 
 @click.command()
@@ -70,7 +73,7 @@ def retrain(
         _print_retrain(result)
 
 
-def _print_retrain(result: dict[str, Any]) -> None:
+def _print_retrain(result: RetrainAnswer) -> None:
     versions = ", ".join(f"v{v}" for v in result["versions"]) or "none"
     output.stdout.print(
         f"Retrained on dataset {result['dataset_id']}: registered {versions} "
@@ -91,7 +94,7 @@ def _print_retrain(result: dict[str, Any]) -> None:
         )
 
 
-def _print_proposals(proposals: list[dict[str, Any]]) -> None:
+def _print_proposals(proposals: list[Proposal]) -> None:
     from rich.markup import escape
 
     if not proposals:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from app import output
 from app.context import engine_client, json_option
+
+if TYPE_CHECKING:
+    from engine.api import StatusAnswer
 
 
 @click.command()
@@ -22,7 +25,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     _print_status(info)
 
 
-def _print_status(info: dict[str, Any]) -> None:
+def _print_status(info: StatusAnswer) -> None:
     from rich.markup import escape
 
     out = output.stdout

@@ -14,12 +14,13 @@ import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, get_args
 
+from engine.core.answers import ColumnType, ModelKind, RetrainPolicy, ServingAuth, Task
 from engine.core.errors import ConfigError
 
-COLUMN_TYPES = ("integer", "float", "string", "boolean", "date", "timestamp")
-MODEL_KINDS = ("linear", "random_forest", "gradient_boosting", "mlp")
+COLUMN_TYPES: tuple[ColumnType, ...] = get_args(ColumnType)
+MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)
 CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 # Metrics where a smaller value is better.
@@ -118,7 +119,7 @@ class ColumnContract:
     """What a column of an incoming batch must look like."""
 
     name: str
-    type: str
+    type: ColumnType
     """One of COLUMN_TYPES."""
     max_null_fraction: float | None = None
     """Share of nulls above which a batch gets a warning; None: [validation] max_null_fraction."""
@@ -141,7 +142,7 @@ class Contract:
 @dataclass(frozen=True)
 class Candidate:
     name: str
-    kind: str
+    kind: ModelKind
     params: dict[str, Any]
 
 
@@ -210,12 +211,12 @@ class AlertRules:
     """Serving: the 99th percentile of the scoring latency."""
 
 
-RETRAIN_POLICIES = ("prompt", "auto", "off")
+RETRAIN_POLICIES: tuple[RetrainPolicy, ...] = get_args(RetrainPolicy)
 
 
 @dataclass(frozen=True)
 class RetrainConfig:
-    policy: str = "prompt"
+    policy: RetrainPolicy = "prompt"
     """prompt: a trigger stores a pending proposal; auto: retrain and promote through the gates;
     off: a trigger is only logged."""
     every: str | None = None
@@ -235,7 +236,7 @@ class WatchConfig:
     (refused by default: a link must not make mldeck read files nobody dropped)."""
 
 
-SERVING_AUTH = ("auto", "token", "none")
+SERVING_AUTH: tuple[ServingAuth, ...] = get_args(ServingAuth)
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ class ServingLimits:
     Each limit a request passes is answered 413 (size) or 400 (shape) naming it.
     """
 
-    auth: str = "auto"
+    auth: ServingAuth = "auto"
     """auto: inference and /metrics need the token only when bound beyond loopback;
     token: always; none: never (the control API always needs it)."""
     max_body_mb: float = 10.0
@@ -270,7 +271,7 @@ class Config:
     name: str
     target: str | None
     id_column: str | None
-    task: str | None
+    task: Task | None
     ignore: tuple[str, ...]
     incoming_dir: str
     labels_dir: str
@@ -406,7 +407,7 @@ def _parse_contract(table: _Table) -> Contract:
     return Contract(columns=columns, inferred_from=table.get_str("inferred_from"))
 
 
-def _missing(table: _Table, name: str) -> str:
+def _missing(table: _Table, name: str) -> NoReturn:
     raise table.fail(name, "is required")
 
 
@@ -543,7 +544,7 @@ def parse_config(data: dict[str, Any], file: Path) -> Config:
     if not isinstance(follow_symlinks, bool):
         raise watch.fail("follow_symlinks", f"must be true or false, not {follow_symlinks!r}")
 
-    task = data_t.get_str("task", None, ("classification", "regression"))
+    task = data_t.get_str("task", None, get_args(Task))
     known_metrics = CLASSIFICATION_METRICS + REGRESSION_METRICS
     primary = evaluation.get_str("primary_metric", None, known_metrics)
     if (

@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 
+from engine.core.answers import ColumnType, IssueSeverity, Task
 from engine.core.config import ColumnContract, Config, Contract
 from storage.sql import quote_ident, quote_literal
 
@@ -26,14 +27,14 @@ MAX_CATEGORIES = 50
 
 @dataclass(frozen=True)
 class Issue:
-    severity: str
+    severity: IssueSeverity
     """error (the batch is quarantined) or warning."""
     column: str | None
     code: str
     message: str
 
 
-def column_type(duckdb_type: str) -> str:
+def column_type(duckdb_type: str) -> ColumnType:
     """Map a DuckDB type name to a contract type."""
     t = duckdb_type.upper()
     if t in (
@@ -69,7 +70,7 @@ SQL_TYPES = {
 }
 
 
-def batch_schema(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+def batch_schema(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, ColumnType]:
     """Column name -> contract type of a loaded batch table."""
     rows = con.execute(f"DESCRIBE {quote_ident(table)}").fetchall()
     return {str(r[0]): column_type(str(r[1])) for r in rows}
@@ -93,7 +94,7 @@ class Inferred:
     contract: Contract
     target: str | None
     id_column: str | None
-    task: str | None
+    task: Task | None
     ignore: tuple[str, ...]
 
 
@@ -325,7 +326,7 @@ def _soft_checks(
     con: duckdb.DuckDBPyConnection,
     table: str,
     columns: dict[str, ColumnContract],
-    schema: dict[str, str],
+    schema: dict[str, ColumnType],
     total: int,
     id_col: str | None,
     default_max_null: float,

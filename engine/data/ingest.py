@@ -26,10 +26,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import duckdb
 
+from engine.core.answers import BatchStatus, IngestAnswer, IngestStatus
 from engine.core.config import write_inferred
 from engine.core.errors import InputFileError
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
@@ -50,7 +51,7 @@ DATA_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq", ".tsv", ".txt")
 @dataclass
 class IngestResult:
     path: Path
-    status: str
+    status: IngestStatus
     """accepted | warned | quarantined | duplicate | skipped (this path and content seen before)
     | refused (not a regular file, or a link out of the project: never read, `content_hash` "")."""
     content_hash: str
@@ -61,7 +62,7 @@ class IngestResult:
     duplicate_of: int | None = None
     quarantine_path: Path | None = None
     issues: list[Issue] = field(default_factory=list)
-    previous_status: str | None = None
+    previous_status: BatchStatus | None = None
     """For a skipped file: what happened when it was first ingested."""
 
 
@@ -403,6 +404,7 @@ def ingest_file(project: Project, path: Path, events: EventSink = ignore_events)
             errors = [i for i in issues if i.severity == "error"]
             snapshot_hash = None
             quarantine_path = None
+            status: IngestStatus
             if errors:
                 quarantine_path = quarantine_file(project, source, digest, issues)
                 status = "quarantined"
@@ -592,7 +594,7 @@ def _record_duplicate(
     return IngestResult(source, "duplicate", digest, batch_id=batch_id, duplicate_of=original)
 
 
-def ingest_result_dict(project: Project, result: IngestResult) -> dict[str, Any]:
+def ingest_result_dict(project: Project, result: IngestResult) -> IngestAnswer:
     """An ingest answer as JSON data (what `mldeck ingest --json` prints per file)."""
     return {
         "path": utf8_text(str(result.path)),
@@ -606,7 +608,10 @@ def ingest_result_dict(project: Project, result: IngestResult) -> dict[str, Any]
         "duplicate_of": result.duplicate_of,
         "previous_status": result.previous_status,
         "quarantine_path": str(result.quarantine_path) if result.quarantine_path else None,
-        "issues": [vars(i) for i in result.issues],
+        "issues": [
+            {"severity": i.severity, "column": i.column, "code": i.code, "message": i.message}
+            for i in result.issues
+        ],
     }
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 
+from engine.core.answers import ColumnType, IngestStatus
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.core.project import Project
 from engine.data.contract import SQL_TYPES, Issue, batch_schema
@@ -47,7 +48,7 @@ LABEL_ALIAS = "label"
 """A labels file may name its label column like the target or plainly ``label``."""
 
 
-def _label_column(project: Project, schema: dict[str, str]) -> str | None:
+def _label_column(project: Project, schema: dict[str, ColumnType]) -> str | None:
     target = project.config.target
     for name in (target, LABEL_ALIAS):
         if name is not None and name in schema:
@@ -206,7 +207,7 @@ def ingest_labels_file(
                 issues, id_col, label_col = _check(project, con)
             errors = [i for i in issues if i.severity == "error"]
             quarantine_path = quarantine_file(project, source, digest, issues) if errors else None
-            status = "quarantined" if errors else ("warned" if issues else "accepted")
+            status: IngestStatus = "quarantined" if errors else ("warned" if issues else "accepted")
             with catalog.transaction():
                 batch_id = record_batch(
                     catalog,

@@ -32,6 +32,7 @@ from typing import Any
 
 import duckdb
 
+from engine.core.answers import BatchStatus, RevalidateAnswer
 from engine.core.errors import InputFileError, NotFoundError, ProjectError
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.core.project import Project
@@ -62,7 +63,7 @@ def revalidate(
     actor: str,
     reason: str,
     events: EventSink = ignore_events,
-) -> dict[str, Any]:
+) -> RevalidateAnswer:
     """Validate quarantined batch `batch_id`'s kept copy again under the current contract.
 
     Args:
@@ -149,7 +150,7 @@ def _check_and_record(
     *,
     actor: str,
     reason: str,
-) -> dict[str, Any]:
+) -> RevalidateAnswer:
     """Validate the loaded table `batch` and record the outcome in one transaction."""
     catalog = project.catalog
     batch_id = int(batch["batch_id"])
@@ -167,7 +168,7 @@ def _check_and_record(
         else:
             issues, labelled = validate_loaded(project, con, Path(batch["source_name"]))
     errors = [i for i in issues if i.severity == "error"]
-    status = "quarantined" if errors else ("warned" if issues else "accepted")
+    status: BatchStatus = "quarantined" if errors else ("warned" if issues else "accepted")
     snapshot_hash = None
     if not errors and kind == "data":
         snapshot_hash = store_snapshot(project, con)
@@ -223,7 +224,10 @@ def _check_and_record(
         "new_batch_id": new_batch_id,
         "rows": rows,
         "snapshot": snapshot_hash,
-        "issues": [vars(i) for i in issues],
+        "issues": [
+            {"severity": i.severity, "column": i.column, "code": i.code, "message": i.message}
+            for i in issues
+        ],
     }
 
 

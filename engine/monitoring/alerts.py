@@ -23,16 +23,19 @@ and raised as an :class:`engine.core.events.AlertRaised` event.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final, cast
 
+from engine.core.answers import AlertAnswer, AlertSeverity, AlertWindowKind
 from engine.core.config import LOWER_IS_BETTER, AlertRules
 from engine.core.errors import NotFoundError
 from engine.core.events import AlertRaised, EventSink, ignore_events
 from engine.core.project import Project
 from storage.catalog import Catalog, utcnow
 
-WARN, ALERT = "warn", "alert"
-OPEN, ACKNOWLEDGED = "open", "acknowledged"
+WARN: Final = "warn"
+ALERT: Final = "alert"
+OPEN: Final = "open"
+ACKNOWLEDGED: Final = "acknowledged"
 
 _COLUMNS = (
     "alert_id, raised_at, rule, severity, model_version, window_kind, window_ref, message,"
@@ -42,7 +45,7 @@ _COLUMNS = (
 
 def list_alerts(
     catalog: Catalog, *, since_id: int | None = None, status: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[AlertAnswer]:
     """Stored alerts, oldest first; ``since_id``: only those after it; ``status``: open | acknowledged."""
     where: list[str] = []
     params: list[Any] = []
@@ -56,7 +59,7 @@ def list_alerts(
     rows = catalog.rows(f"SELECT {_COLUMNS} FROM alerts{clause} ORDER BY alert_id", params)
     for row in rows:
         row["evidence"] = json.loads(row.pop("evidence_json"))
-    return rows
+    return cast("list[AlertAnswer]", rows)  # catalog rows: raised_at a datetime until jsonable
 
 
 def acknowledge_alert(catalog: Catalog, alert_id: int) -> None:
@@ -70,9 +73,9 @@ def raise_alert(
     project: Project,
     *,
     rule: str,
-    severity: str,
+    severity: AlertSeverity,
     model_version: int | None,
-    window_kind: str,
+    window_kind: AlertWindowKind,
     window_ref: str,
     message: str,
     evidence: dict[str, Any],
@@ -117,7 +120,7 @@ def check_drift(
     report: dict[str, Any],
     *,
     model_version: int,
-    window_kind: str,
+    window_kind: AlertWindowKind,
     window_ref: str,
     events: EventSink = ignore_events,
 ) -> list[int]:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from engine.core.answers import PerformanceWindow
 from engine.core.events import EventSink, ignore_events
 from engine.core.project import Project
 from engine.data.labels import LATEST_LABELS, label_text
@@ -345,7 +346,7 @@ def refresh_for_labels(
 # ------------------------------------------------------------------ reading
 
 
-def performance_windows(project: Project) -> list[dict[str, Any]]:
+def performance_windows(project: Project) -> list[PerformanceWindow]:
     """Every live performance window, oldest first: window_ref, model_version, n_labelled,
     metrics (live) and holdout (as registered), with source, n_rows and the time span."""
     rows = project.catalog.rows(
@@ -356,4 +357,4 @@ def performance_windows(project: Project) -> list[dict[str, Any]]:
     for row in rows:
         row["metrics"] = json.loads(row.pop("metrics_json"))
         row["holdout"] = json.loads(row.pop("holdout_json"))
-    return rows
+    return cast("list[PerformanceWindow]", rows)  # catalog rows: datetimes until jsonable

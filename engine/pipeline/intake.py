@@ -10,8 +10,8 @@ CLI, the watcher, the control API, revalidation, the demo) goes through here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from engine.core.answers import RevalidateAnswer
 from engine.core.errors import MldeckError
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.core.project import Project
@@ -63,7 +63,7 @@ def revalidate(
     actor: str,
     reason: str,
     events: EventSink = ignore_events,
-) -> dict[str, Any]:
+) -> RevalidateAnswer:
     """Validate a quarantined batch again (engine.data.quarantine); a batch it accepts is
     monitored, or its labels refresh the performance windows, as if it had just arrived."""
     outcome = quarantine.revalidate(project, batch_id, actor=actor, reason=reason, events=events)

@@ -21,6 +21,15 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from engine.core.answers import (
+    DecideAnswer,
+    Proposal,
+    ProposalStatus,
+    ProposalTrigger,
+    ProposeAnswer,
+    RetrainAnswer,
+    SnoozeAnswer,
+)
 from engine.core.errors import MldeckError, NotFoundError, RegistryError
 from engine.core.events import EventSink, RetrainProposed, ignore_events
 from engine.core.jsonable import jsonable
@@ -40,12 +49,12 @@ TRIGGERS = ("schedule", "alert", "labels", "person")
 
 def propose(
     project: Project,
-    trigger: str,
+    trigger: ProposalTrigger,
     evidence: dict[str, Any],
     on_event: EventSink = ignore_events,
     actor: str = "mldeck",
     trainer: Trainer | None = None,
-) -> dict[str, Any]:
+) -> ProposeAnswer:
     """Apply the retrain policy to a trigger.
 
     Args:
@@ -58,10 +67,9 @@ def propose(
         "retrained" | "ignored", ...}`.
     """
     policy = project.config.retrain.policy
-    answer: dict[str, Any] = {"policy": policy, "trigger": trigger}
     if policy == "off":
         log.info("retrain trigger %s ignored (policy off): %s", trigger, evidence)
-        return {**answer, "action": "ignored"}
+        return {"policy": policy, "trigger": trigger, "action": "ignored"}
     if policy == "auto":
         result = run_retrain(
             project,
@@ -72,7 +80,7 @@ def propose(
             on_event=on_event,
             trainer=trainer,
         )
-        return {**answer, "action": "retrained", "retrain": result}
+        return {"policy": policy, "trigger": trigger, "action": "retrained", "retrain": result}
     catalog = project.catalog
     pending = catalog.scalar(
         "SELECT proposal_id FROM retrain_proposals WHERE status = 'pending' AND trigger = ?"
@@ -80,7 +88,12 @@ def propose(
         [trigger],
     )
     if pending is not None:  # one open proposal per trigger: a person decides once
-        return {**answer, "action": "pending", "proposal_id": int(pending)}
+        return {
+            "policy": policy,
+            "trigger": trigger,
+            "action": "pending",
+            "proposal_id": int(pending),
+        }
     proposal_id = int(
         catalog.scalar(
             "INSERT INTO retrain_proposals (created_at, trigger, evidence_json, status)"
@@ -89,7 +102,7 @@ def propose(
         )
     )
     on_event(RetrainProposed(proposal_id, trigger, _summary(evidence)))
-    return {**answer, "action": "proposed", "proposal_id": proposal_id}
+    return {"policy": policy, "trigger": trigger, "action": "proposed", "proposal_id": proposal_id}
 
 
 def run_retrain(
@@ -97,11 +110,11 @@ def run_retrain(
     *,
     actor: str,
     reason: str,
-    trigger: str = "person",
+    trigger: ProposalTrigger = "person",
     evidence: dict[str, Any] | None = None,
     on_event: EventSink = ignore_events,
     trainer: Trainer | None = None,
-) -> dict[str, Any]:
+) -> RetrainAnswer:
     """Train on the recorded snapshots. The best new version that passes its gates and beats
     the champion on the same holdout becomes the challenger; under the `auto` policy it is
     promoted.
@@ -169,7 +182,7 @@ def run_retrain(
     }
 
 
-def list_proposals(project: Project, status: str | None = None) -> list[dict[str, Any]]:
+def list_proposals(project: Project, status: ProposalStatus | None = None) -> list[Proposal]:
     """Retrain proposals, newest first (only `status` ones when given)."""
     where_sql, params = ("WHERE status = ?", [status]) if status else ("", [])
     rows = project.catalog.rows(
@@ -179,7 +192,7 @@ def list_proposals(project: Project, status: str | None = None) -> list[dict[str
     )
     for row in rows:
         row["evidence"] = json.loads(row.pop("evidence_json"))
-    result: list[dict[str, Any]] = jsonable(rows)
+    result: list[Proposal] = jsonable(rows)
     return result
 
 
@@ -193,7 +206,7 @@ def decide(
     on_event: EventSink = ignore_events,
     trainer: Trainer | None = None,
     resumed: bool = False,
-) -> dict[str, Any]:
+) -> DecideAnswer:
     """Accept (and run the retrain) or dismiss a pending proposal; audit-logged.
 
     Args:
@@ -214,7 +227,7 @@ def decide(
     )
     if row is None:
         raise NotFoundError(f"no retrain proposal {proposal_id} (mldeck retrain --list)")
-    status = "accepted" if accept else "dismissed"
+    status: ProposalStatus = "accepted" if accept else "dismissed"
     recorded = resumed and row["status"] == status
     if row["status"] != "pending" and not recorded:
         raise RegistryError(f"retrain proposal {proposal_id} is already {row['status']}")
@@ -238,7 +251,7 @@ def decide(
             project,
             actor=actor,
             reason=f"proposal {proposal_id} accepted: {reason}",
-            trigger=str(row["trigger"]),
+            trigger=row["trigger"],  # a ProposalTrigger, as stored
             evidence=json.loads(row["evidence_json"]),
             on_event=on_event,
             trainer=trainer,
@@ -246,7 +259,7 @@ def decide(
     return {"proposal_id": proposal_id, "status": status, "retrain": retrain}
 
 
-def snooze(project: Project, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+def snooze(project: Project, proposal_id: int, *, actor: str, reason: str) -> SnoozeAnswer:
     """A person put a pending proposal off: it stays pending; the answer is audit-logged."""
     if not reason.strip():
         raise RegistryError("a reason is required: it goes to the audit log")
@@ -351,15 +364,16 @@ def labels_due(project: Project, last_fired: datetime | None = None) -> dict[str
 
 def due_triggers(
     project: Project, now: datetime, last_fired: dict[str, datetime]
-) -> list[tuple[str, dict[str, Any]]]:
+) -> list[tuple[ProposalTrigger, dict[str, Any]]]:
     """The automatic triggers due now, as (trigger, evidence); `last_fired` holds when this
     process last fired each one (the `off` policy stores nothing to remember it by)."""
-    due = []
-    for trigger, evidence in (
+    due: list[tuple[ProposalTrigger, dict[str, Any]]] = []
+    checks: tuple[tuple[ProposalTrigger, dict[str, Any] | None], ...] = (
         ("schedule", schedule_due(project, now, last_fired.get("schedule"))),
         ("alert", alert_due(project, last_fired.get("alert"))),
         ("labels", labels_due(project, last_fired.get("labels"))),
-    ):
+    )
+    for trigger, evidence in checks:
         if evidence is not None:
             due.append((trigger, evidence))
     return due

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.core.answers import CandidateAnswer, CandidateStatus, ModelKind, TrainAnswer
 from engine.core.config import Candidate
 from engine.core.errors import EngineStopping, MldeckError, TrainingError
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
@@ -48,9 +49,8 @@ from storage.catalog import Catalog, utcnow
 @dataclass
 class CandidateOutcome:
     name: str
-    kind: str
-    status: str
-    """registered | failed"""
+    kind: ModelKind
+    status: CandidateStatus
     version: int | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
     promotable: bool = False
@@ -448,7 +448,23 @@ def _record_training_run(
     )
 
 
-def train_result_dict(result: TrainResult) -> dict[str, Any]:
+def candidate_answer(outcome: CandidateOutcome) -> CandidateAnswer:
+    """One candidate's outcome as JSON data, its fields in declaration order."""
+    return {
+        "name": outcome.name,
+        "kind": outcome.kind,
+        "status": outcome.status,
+        "version": outcome.version,
+        "metrics": outcome.metrics,
+        "promotable": outcome.promotable,
+        "device": outcome.device,
+        "parity": outcome.parity,
+        "duration_s": outcome.duration_s,
+        "error": outcome.error,
+    }
+
+
+def train_result_dict(result: TrainResult) -> TrainAnswer:
     """A training run's answer as JSON data (what `mldeck train --json` prints)."""
     return {
         "dataset_id": result.dataset_id,
@@ -456,7 +472,7 @@ def train_result_dict(result: TrainResult) -> dict[str, Any]:
         "holdout_rows": result.holdout_rows,
         "feature_hash": result.feature_hash,
         "primary_metric": result.primary_metric,
-        "candidates": [vars(o) for o in result.outcomes],
+        "candidates": [candidate_answer(o) for o in result.outcomes],
         "champion_before": result.champion_before,
         "champion": result.champion,
         "challenger": result.challenger,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from engine.core.answers import AuditEntry, AuditVerifyAnswer
 from engine.core.errors import MldeckError
 from engine.core.jsonable import iso
 from storage.audit import first_broken_entry
@@ -29,11 +30,11 @@ KNOWN_KINDS = (
 """Kinds a filter may name even before the log holds one of them."""
 
 
-def _entry(row: dict[str, Any]) -> dict[str, Any]:
+def _entry(row: dict[str, Any]) -> AuditEntry:
     entry = {key: iso(value) for key, value in row.items()}
     details = entry.pop("details_json")
     entry["details"] = None if details is None else json.loads(details)
-    return entry
+    return cast(AuditEntry, entry)
 
 
 def audit_kinds(catalog: Catalog) -> list[str]:
@@ -50,7 +51,7 @@ def audit_entries(
     kinds: list[str] | None = None,
     text: str | None = None,
     limit: int | None = None,
-) -> list[dict[str, Any]]:
+) -> list[AuditEntry]:
     """Audit entries recorded in [since, until), oldest first, optionally of some kinds only;
     `text` keeps those whose actor, action, reason, versions or details contain it
     (case-insensitive); `limit` keeps the newest that many.
@@ -93,7 +94,7 @@ def audit_entries(
     return [_entry(row) for row in rows]
 
 
-def verify_audit(catalog: Catalog) -> dict[str, Any]:
+def verify_audit(catalog: Catalog) -> AuditVerifyAnswer:
     """Recompute the hash chain: how many entries, the head hash, the first broken entry."""
     count = int(catalog.scalar("SELECT count(*) FROM audit_log"))
     head = catalog.scalar("SELECT entry_hash FROM audit_log ORDER BY entry_id DESC LIMIT 1")

@@ -12,6 +12,7 @@ import json
 import platform
 from typing import Any
 
+from engine.core.answers import ArchiveAnswer, PromoteAnswer, VersionRow
 from engine.core.errors import NotFoundError, RegistryError
 from storage.audit import append_entry
 from storage.catalog import Catalog, utcnow
@@ -89,7 +90,7 @@ def _set_alias(catalog: Catalog, alias: str, version: int | None) -> None:
 
 def promote(
     catalog: Catalog, version: int, *, actor: str, reason: str, force: bool = False
-) -> dict[str, Any]:
+) -> PromoteAnswer:
     """Make `version` the champion; recorded in the audit log."""
     if not reason.strip():
         raise RegistryError("a reason is required: it goes to the audit log")
@@ -135,7 +136,7 @@ def champion_history(catalog: Catalog) -> list[int]:
     return stack
 
 
-def rollback(catalog: Catalog, *, actor: str, reason: str) -> dict[str, Any]:
+def rollback(catalog: Catalog, *, actor: str, reason: str) -> PromoteAnswer:
     """Put the previous champion back; recorded in the audit log."""
     if not reason.strip():
         raise RegistryError("a reason is required: it goes to the audit log")
@@ -175,7 +176,7 @@ def set_challenger(catalog: Catalog, version: int | None, *, actor: str, reason:
         )
 
 
-def archive(catalog: Catalog, version: int, *, actor: str, reason: str) -> dict[str, Any]:
+def archive(catalog: Catalog, version: int, *, actor: str, reason: str) -> ArchiveAnswer:
     """Retire a version: it stays in the registry (lineage, audit) but can no longer be
     promoted. The champion cannot be archived; a challenger loses its alias."""
     if not reason.strip():
@@ -203,7 +204,7 @@ def archive(catalog: Catalog, version: int, *, actor: str, reason: str) -> dict[
     return {"archived": version}
 
 
-def list_versions(catalog: Catalog) -> list[dict[str, Any]]:
+def list_versions(catalog: Catalog) -> list[VersionRow]:
     aliases: dict[int, list[str]] = {}
     for r in catalog.rows("SELECT alias, version FROM aliases ORDER BY alias"):
         aliases.setdefault(int(r["version"]), []).append(r["alias"])
@@ -213,7 +214,7 @@ def list_versions(catalog: Catalog) -> list[dict[str, Any]]:
         "SELECT version, name, value FROM metrics WHERE split = 'holdout' ORDER BY version, name"
     ):
         metrics.setdefault(int(r["version"]), {})[r["name"]] = r["value"]
-    out = []
+    out: list[VersionRow] = []
     for row in catalog.rows(
         "SELECT version, name, kind, task, device, parity_max_abs_diff, promotable, status,"
         " created_at, dataset_id, feature_hash, onnx_hash FROM model_versions ORDER BY version"
@@ -221,7 +222,18 @@ def list_versions(catalog: Catalog) -> list[dict[str, Any]]:
         version = int(row["version"])
         out.append(
             {
-                **row,
+                "version": row["version"],
+                "name": row["name"],
+                "kind": row["kind"],
+                "task": row["task"],
+                "device": row["device"],
+                "parity_max_abs_diff": row["parity_max_abs_diff"],
+                "promotable": row["promotable"],
+                "status": row["status"],
+                "created_at": row["created_at"],  # a datetime until the client's jsonable
+                "dataset_id": row["dataset_id"],
+                "feature_hash": row["feature_hash"],
+                "onnx_hash": row["onnx_hash"],
                 "metrics": metrics.get(version, {}),
                 "aliases": aliases.get(version, []),
             }

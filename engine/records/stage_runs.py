@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.core.answers import Stage, StageRunStatus
 from engine.core.owner import pid_alive
 from storage.catalog import Catalog, utcnow
 
@@ -21,13 +22,13 @@ from storage.catalog import Catalog, utcnow
 @dataclass
 class StageRun:
     run_id: int
-    stage: str
+    stage: Stage
     outputs: dict[str, Any] = field(default_factory=dict)
-    status: str = "succeeded"
+    status: StageRunStatus = "succeeded"
 
 
 @contextmanager
-def stage_run(catalog: Catalog, stage: str, inputs: dict[str, Any]) -> Iterator[StageRun]:
+def stage_run(catalog: Catalog, stage: Stage, inputs: dict[str, Any]) -> Iterator[StageRun]:
     """Record a stage run around a block; an exception marks it failed and propagates.
 
     The block may set `run.status` (e.g. to "quarantined") and fill `run.outputs`.

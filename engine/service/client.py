@@ -17,6 +17,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+from engine.core.answers import (
+    AcknowledgeAnswer,
+    AlertAnswer,
+    ArchiveAnswer,
+    AuditEntry,
+    AuditVerifyAnswer,
+    BatchIssue,
+    BatchRow,
+    DecideAnswer,
+    DoctorAnswer,
+    DriftAnswer,
+    IngestAnswer,
+    LineageAnswer,
+    PerformanceWindow,
+    PromoteAnswer,
+    Proposal,
+    QuarantinedBatch,
+    RetrainAnswer,
+    RevalidateAnswer,
+    SnoozeAnswer,
+    StatusAnswer,
+    TrainAnswer,
+    VersionRow,
+)
 from engine.core.errors import MldeckError, ProjectError
 from engine.core.jsonable import jsonable
 from engine.core.owner import project_token, read_owner
@@ -57,18 +81,18 @@ class LocalEngine(EngineClient):
     def _sink(self) -> EventSink:
         return self.hub.publish
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusAnswer:
         from engine.views.status import project_status
 
         return project_status(self.project)
 
-    def models(self) -> list[dict[str, Any]]:
+    def models(self) -> list[VersionRow]:
         from engine.records.registry import list_versions
 
-        versions: list[dict[str, Any]] = jsonable(list_versions(self.project.catalog))
+        versions: list[VersionRow] = jsonable(list_versions(self.project.catalog))
         return versions
 
-    def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
+    def drift(self, span: str | None = None, batch_id: int | None = None) -> DriftAnswer:
         from engine.core.spans import parse_span
         from engine.monitoring.monitor import batch_window, latest_window, merged_window
 
@@ -89,10 +113,10 @@ class LocalEngine(EngineClient):
             )
         info = found.to_dict()
         report = info.pop("report")
-        answer: dict[str, Any] = jsonable({**report, "window": info})
+        answer: DriftAnswer = jsonable({**report, "window": info})
         return answer
 
-    def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
+    def ingest(self, paths: list[str]) -> list[IngestAnswer]:
         """Ingest files, or every candidate file in folders (default: incoming, then labels)."""
         from engine.data.ingest import expand_paths, ingest_result_dict
         from engine.pipeline.intake import ingest_dropped
@@ -107,30 +131,30 @@ class LocalEngine(EngineClient):
             for path in files
         ]
 
-    def train(self, *, actor: str, only: list[str]) -> dict[str, Any]:
+    def train(self, *, actor: str, only: list[str]) -> TrainAnswer:
         from engine.pipeline.training_run import train, train_result_dict
 
         result = train(
             self.project, events=self._sink, actor=actor, only=only, trainer=self.trainer
         )
-        answer: dict[str, Any] = jsonable(train_result_dict(result))
+        answer: TrainAnswer = jsonable(train_result_dict(result))
         return answer
 
-    def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]:
+    def promote(self, version: int, *, actor: str, reason: str, force: bool) -> PromoteAnswer:
         from engine.records.registry import promote
 
         return promote(self.project.catalog, version, actor=actor, reason=reason, force=force)
 
-    def rollback(self, *, actor: str, reason: str) -> dict[str, Any]:
+    def rollback(self, *, actor: str, reason: str) -> PromoteAnswer:
         from engine.records.registry import rollback
 
         return rollback(self.project.catalog, actor=actor, reason=reason)
 
-    def retrain(self, *, actor: str, reason: str) -> dict[str, Any]:
+    def retrain(self, *, actor: str, reason: str) -> RetrainAnswer:
         """A person asks for a retrain: it runs now, whatever the policy (the person decided)."""
         from engine.pipeline.retrain import run_retrain
 
-        answer: dict[str, Any] = jsonable(
+        answer: RetrainAnswer = jsonable(
             run_retrain(
                 self.project,
                 actor=actor,
@@ -141,15 +165,15 @@ class LocalEngine(EngineClient):
         )
         return answer
 
-    def proposals(self) -> list[dict[str, Any]]:
+    def proposals(self) -> list[Proposal]:
         from engine.pipeline.retrain import list_proposals
 
         return list_proposals(self.project)
 
-    def decide(self, proposal_id: int, *, accept: bool, actor: str, reason: str) -> dict[str, Any]:
+    def decide(self, proposal_id: int, *, accept: bool, actor: str, reason: str) -> DecideAnswer:
         from engine.pipeline.retrain import decide
 
-        answer: dict[str, Any] = jsonable(
+        answer: DecideAnswer = jsonable(
             decide(
                 self.project,
                 proposal_id,
@@ -162,32 +186,32 @@ class LocalEngine(EngineClient):
         )
         return answer
 
-    def doctor(self) -> dict[str, Any]:
+    def doctor(self) -> DoctorAnswer:
         from engine.views.doctor import check_project
 
         return check_project(self.project)
 
-    def archive(self, version: int, *, actor: str, reason: str) -> dict[str, Any]:
+    def archive(self, version: int, *, actor: str, reason: str) -> ArchiveAnswer:
         from engine.records.registry import archive
 
         return archive(self.project.catalog, version, actor=actor, reason=reason)
 
-    def snooze(self, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+    def snooze(self, proposal_id: int, *, actor: str, reason: str) -> SnoozeAnswer:
         from engine.pipeline.retrain import snooze
 
         return snooze(self.project, proposal_id, actor=actor, reason=reason)
 
-    def batches(self) -> list[dict[str, Any]]:
+    def batches(self) -> list[BatchRow]:
         from engine.views import tables as views
 
         return views.batches(self.project)
 
-    def batch_issues(self, batch_id: int) -> list[dict[str, Any]]:
+    def batch_issues(self, batch_id: int) -> list[BatchIssue]:
         from engine.views import tables as views
 
         return views.batch_issues(self.project, batch_id)
 
-    def quarantined(self) -> list[dict[str, Any]]:
+    def quarantined(self) -> list[QuarantinedBatch]:
         from engine.views import tables as views
 
         return views.quarantined(self.project)
@@ -225,26 +249,26 @@ class LocalEngine(EngineClient):
         kinds: list[str] | None = None,
         text: str | None = None,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditEntry]:
         from engine.records.audit import audit_entries
 
         return audit_entries(
             self.project.catalog, since=since, until=until, kinds=kinds, text=text, limit=limit
         )
 
-    def audit_verify(self) -> dict[str, Any]:
+    def audit_verify(self) -> AuditVerifyAnswer:
         from engine.records.audit import verify_audit
 
-        answer: dict[str, Any] = jsonable(verify_audit(self.project.catalog))
+        answer: AuditVerifyAnswer = jsonable(verify_audit(self.project.catalog))
         return answer
 
-    def acknowledge_alert(self, alert_id: int) -> dict[str, Any]:
+    def acknowledge_alert(self, alert_id: int) -> AcknowledgeAnswer:
         from engine.monitoring.alerts import acknowledge_alert
 
         acknowledge_alert(self.project.catalog, alert_id)
         return {"acknowledged": alert_id}
 
-    def log_drift(self, span: str) -> dict[str, Any]:
+    def log_drift(self, span: str) -> DriftAnswer:
         """A new drift window over the prediction log of the last `span`, with serving figures."""
         from engine.core.spans import parse_span
         from engine.monitoring.log_monitor import monitor_log
@@ -257,7 +281,7 @@ class LocalEngine(EngineClient):
                 title="No drift window",
             )
         info = result.window.to_dict()
-        answer: dict[str, Any] = jsonable(
+        answer: DriftAnswer = jsonable(
             {**info.pop("report"), "window": info, "serving": result.serving}
         )
         return answer
@@ -274,10 +298,10 @@ class LocalEngine(EngineClient):
         answer: dict[str, Any] = jsonable(explain_prediction(self.project.catalog, prediction_id))
         return answer
 
-    def lineage(self, version: int) -> dict[str, Any]:
+    def lineage(self, version: int) -> LineageAnswer:
         from engine.views.lineage import version_lineage
 
-        answer: dict[str, Any] = jsonable(version_lineage(self.project.catalog, version))
+        answer: LineageAnswer = jsonable(version_lineage(self.project.catalog, version))
         return answer
 
     def reproduce(self, version: int, *, actor: str) -> dict[str, Any]:
@@ -288,22 +312,22 @@ class LocalEngine(EngineClient):
         )
         return answer
 
-    def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
+    def alerts(self, status: str | None = None) -> list[AlertAnswer]:
         from engine.monitoring.alerts import list_alerts
 
-        found: list[dict[str, Any]] = jsonable(list_alerts(self.project.catalog, status=status))
+        found: list[AlertAnswer] = jsonable(list_alerts(self.project.catalog, status=status))
         return found
 
-    def performance(self) -> list[dict[str, Any]]:
+    def performance(self) -> list[PerformanceWindow]:
         from engine.monitoring.performance import performance_windows
 
-        found: list[dict[str, Any]] = jsonable(performance_windows(self.project))
+        found: list[PerformanceWindow] = jsonable(performance_windows(self.project))
         return found
 
     def events(self) -> Iterator[Event]:
         return self.hub.iterate()
 
-    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> RevalidateAnswer:
         """Validate a quarantined file again under the current contract (engine.data.quarantine)."""
         from engine.pipeline.intake import revalidate
 
@@ -391,7 +415,7 @@ class RemoteEngine(EngineClient):
         query = {key: _query_value(v) for key, v in values.items() if v is not None}
         return self._call(route + (f"?{urlencode(query)}" if query else ""), None)
 
-    def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
+    def ingest(self, paths: list[str]) -> list[IngestAnswer]:
         """Files outside the project are copied (same name) into .mldeck/inbox/ first
         and answered under their own path."""
         import shutil
@@ -411,7 +435,7 @@ class RemoteEngine(EngineClient):
             else:
                 sent.append(str(path.resolve()) if self.root is not None else text)
         try:
-            answer: list[dict[str, Any]] = self._invoke("ingest", paths=sent)
+            answer: list[IngestAnswer] = self._invoke("ingest", paths=sent)
         finally:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)

@@ -23,10 +23,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import tomlkit
 
+from engine.core.answers import AlertAnswer, IngestAnswer, ProposeAnswer, TrainAnswer
 from engine.core.errors import ProjectError
 from engine.core.events import EventSink, ignore_events
 from engine.core.project import Project, init_project
@@ -90,8 +91,8 @@ class Week:
     """Features in drift alert in the week's batch."""
     accuracy: float | None
     holdout_accuracy: float | None
-    alerts: list[dict[str, Any]]
-    triggers: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[AlertAnswer]
+    triggers: list[ProposeAnswer] = field(default_factory=list)
     """What each due retrain trigger did under the policy (propose's answers)."""
     champion_after: int | None = None
 
@@ -118,7 +119,7 @@ def create_demo_project(
     return folder
 
 
-def train_reference(project: Project, sample_data: Path, on_event: EventSink) -> dict[str, Any]:
+def train_reference(project: Project, sample_data: Path, on_event: EventSink) -> TrainAnswer:
     """Ingest the reference data and train the first champion."""
     from engine.pipeline.training_run import train, train_result_dict
 
@@ -183,7 +184,7 @@ def play_weeks(
             time.sleep(remaining)
 
 
-def _drop(project: Project, source: Path, folder: Path, on_event: EventSink) -> dict[str, Any]:
+def _drop(project: Project, source: Path, folder: Path, on_event: EventSink) -> IngestAnswer:
     """Drop a file into a watched folder and ingest it there, as the watcher would."""
     from engine.data.ingest import ingest_result_dict
     from engine.pipeline.intake import ingest_dropped

@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from engine.core.answers import DoctorAnswer, DriftAnswer, StatusAnswer
 from engine.core.errors import EngineStopping
 from engine.core.events import Event, EventHub
 from engine.core.owner import project_token, read_owner
@@ -173,7 +174,7 @@ class EngineService(EngineClient):
 
     # ------------------------------------------------------------ EngineClient: reads
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusAnswer:
         with self._read_lock:
             project = self._reader.project
             project.reload_config()
@@ -197,12 +198,12 @@ class EngineService(EngineClient):
             }
             return project_status(project, serving=serving, engine=engine)
 
-    def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
+    def drift(self, span: str | None = None, batch_id: int | None = None) -> DriftAnswer:
         with self._read_lock:
             self._reader.project.reload_config()
             return self._reader.drift(span, batch_id)
 
-    def doctor(self) -> dict[str, Any]:
+    def doctor(self) -> DoctorAnswer:
         from engine.views.doctor import check_project
 
         with self._read_lock:

@@ -18,14 +18,15 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
+from engine.core.answers import JobKind
 from engine.core.errors import EngineStopping
 from engine.core.events import EventSink, JobFinished, JobQueued, JobStarted, ignore_events
 from engine.data.arrivals import utf8_text
 from storage.catalog import Catalog, utcnow
 
-JOURNALED_KINDS = frozenset({"train", "retrain", "decide"})
+JOURNALED_KINDS: frozenset[JobKind] = frozenset(get_args(JobKind))
 """Jobs that run again at the next start when an engine stopped or died during them
 (`decide`: the retrain of an accepted proposal)."""
 

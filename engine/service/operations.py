@@ -26,6 +26,31 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from engine.core.answers import (
+    AcknowledgeAnswer,
+    AlertAnswer,
+    ArchiveAnswer,
+    AuditEntry,
+    AuditVerifyAnswer,
+    BatchIssue,
+    BatchRow,
+    DecideAnswer,
+    DoctorAnswer,
+    DriftAnswer,
+    IngestAnswer,
+    LineageAnswer,
+    PerformanceWindow,
+    PromoteAnswer,
+    Proposal,
+    QuarantinedBatch,
+    RetrainAnswer,
+    RevalidateAnswer,
+    SnoozeAnswer,
+    StatusAnswer,
+    TrainAnswer,
+    VersionRow,
+)
+
 if TYPE_CHECKING:
     from engine.core.events import Event
 
@@ -141,35 +166,35 @@ class EngineClient:
     # ------------------------------------------------------------------ reads
 
     @operation("GET", "/control/status")
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusAnswer:
         return self._invoke("status")
 
     @operation("GET", "/control/models")
-    def models(self) -> list[dict[str, Any]]:
+    def models(self) -> list[VersionRow]:
         return self._invoke("models")
 
     @operation("GET", "/control/drift", wire={"batch_id": "batch"})
-    def drift(self, span: str | None = None, batch_id: int | None = None) -> dict[str, Any]:
+    def drift(self, span: str | None = None, batch_id: int | None = None) -> DriftAnswer:
         return self._invoke("drift", span=span, batch_id=batch_id)
 
     @operation("GET", "/control/proposals")
-    def proposals(self) -> list[dict[str, Any]]:
+    def proposals(self) -> list[Proposal]:
         return self._invoke("proposals")
 
     @operation("GET", "/control/doctor")
-    def doctor(self) -> dict[str, Any]:
+    def doctor(self) -> DoctorAnswer:
         return self._invoke("doctor")
 
     @operation("GET", "/control/batches")
-    def batches(self) -> list[dict[str, Any]]:
+    def batches(self) -> list[BatchRow]:
         return self._invoke("batches")
 
     @operation("GET", "/control/batch-issues", wire={"batch_id": "batch"})
-    def batch_issues(self, batch_id: int) -> list[dict[str, Any]]:
+    def batch_issues(self, batch_id: int) -> list[BatchIssue]:
         return self._invoke("batch_issues", batch_id=batch_id)
 
     @operation("GET", "/control/quarantine")
-    def quarantined(self) -> list[dict[str, Any]]:
+    def quarantined(self) -> list[QuarantinedBatch]:
         return self._invoke("quarantined")
 
     @operation("GET", "/control/lanes")
@@ -201,13 +226,13 @@ class EngineClient:
         kinds: list[str] | None = None,
         text: str | None = None,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditEntry]:
         return self._invoke(
             "audit_entries", since=since, until=until, kinds=kinds, text=text, limit=limit
         )
 
     @operation("GET", "/control/audit-verify")
-    def audit_verify(self) -> dict[str, Any]:
+    def audit_verify(self) -> AuditVerifyAnswer:
         return self._invoke("audit_verify")
 
     @operation("POST", "/control/report", project_paths=("path",))
@@ -219,37 +244,37 @@ class EngineClient:
         return self._invoke("explain", prediction_id=prediction_id)
 
     @operation("GET", "/control/lineage")
-    def lineage(self, version: int) -> dict[str, Any]:
+    def lineage(self, version: int) -> LineageAnswer:
         return self._invoke("lineage", version=version)
 
     @operation("GET", "/control/alerts")
-    def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
+    def alerts(self, status: str | None = None) -> list[AlertAnswer]:
         return self._invoke("alerts", status=status)
 
     @operation("GET", "/control/performance")
-    def performance(self) -> list[dict[str, Any]]:
+    def performance(self) -> list[PerformanceWindow]:
         return self._invoke("performance")
 
     # ------------------------------------------------------------------ writes (jobs)
 
     @operation("POST", "/control/ingest", job=True, project_paths=("paths",))
-    def ingest(self, paths: list[str]) -> list[dict[str, Any]]:
+    def ingest(self, paths: list[str]) -> list[IngestAnswer]:
         return self._invoke("ingest", paths=paths)
 
     @operation("POST", "/control/train", job=True)
-    def train(self, *, actor: str, only: list[str]) -> dict[str, Any]:
+    def train(self, *, actor: str, only: list[str]) -> TrainAnswer:
         return self._invoke("train", actor=actor, only=only)
 
     @operation("POST", "/control/promote", job=True)
-    def promote(self, version: int, *, actor: str, reason: str, force: bool) -> dict[str, Any]:
+    def promote(self, version: int, *, actor: str, reason: str, force: bool) -> PromoteAnswer:
         return self._invoke("promote", version=version, actor=actor, reason=reason, force=force)
 
     @operation("POST", "/control/rollback", job=True)
-    def rollback(self, *, actor: str, reason: str) -> dict[str, Any]:
+    def rollback(self, *, actor: str, reason: str) -> PromoteAnswer:
         return self._invoke("rollback", actor=actor, reason=reason)
 
     @operation("POST", "/control/retrain", job=True)
-    def retrain(self, *, actor: str, reason: str) -> dict[str, Any]:
+    def retrain(self, *, actor: str, reason: str) -> RetrainAnswer:
         return self._invoke("retrain", actor=actor, reason=reason)
 
     @operation(
@@ -258,25 +283,25 @@ class EngineClient:
         job=True,
         variants={"accept": {"accept": True}, "dismiss": {"accept": False}},
     )
-    def decide(self, proposal_id: int, *, accept: bool, actor: str, reason: str) -> dict[str, Any]:
+    def decide(self, proposal_id: int, *, accept: bool, actor: str, reason: str) -> DecideAnswer:
         return self._invoke(
             "decide", proposal_id=proposal_id, accept=accept, actor=actor, reason=reason
         )
 
     @operation("POST", "/control/proposals/snooze", job=True)
-    def snooze(self, proposal_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+    def snooze(self, proposal_id: int, *, actor: str, reason: str) -> SnoozeAnswer:
         return self._invoke("snooze", proposal_id=proposal_id, actor=actor, reason=reason)
 
     @operation("POST", "/control/archive", job=True)
-    def archive(self, version: int, *, actor: str, reason: str) -> dict[str, Any]:
+    def archive(self, version: int, *, actor: str, reason: str) -> ArchiveAnswer:
         return self._invoke("archive", version=version, actor=actor, reason=reason)
 
     @operation("POST", "/control/alerts/ack", job=True)
-    def acknowledge_alert(self, alert_id: int) -> dict[str, Any]:
+    def acknowledge_alert(self, alert_id: int) -> AcknowledgeAnswer:
         return self._invoke("acknowledge_alert", alert_id=alert_id)
 
     @operation("POST", "/control/log-drift", job=True)
-    def log_drift(self, span: str) -> dict[str, Any]:
+    def log_drift(self, span: str) -> DriftAnswer:
         return self._invoke("log_drift", span=span)
 
     @operation("POST", "/control/reproduce", job=True)
@@ -284,5 +309,5 @@ class EngineClient:
         return self._invoke("reproduce", version=version, actor=actor)
 
     @operation("POST", "/control/revalidate", job=True)
-    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> dict[str, Any]:
+    def revalidate(self, batch_id: int, *, actor: str, reason: str) -> RevalidateAnswer:
         return self._invoke("revalidate", batch_id=batch_id, actor=actor, reason=reason)

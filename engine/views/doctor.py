@@ -14,8 +14,8 @@ and where.
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from engine.core.answers import DoctorAnswer
 from engine.core.owner import pid_alive
 from engine.core.project import Project
 from engine.records.crash_recovery import unfinished_jobs
@@ -23,7 +23,7 @@ from storage.audit import verify_chain
 from storage.errors import StorageError
 
 
-def check_project(project: Project, idle: bool = True) -> dict[str, Any]:
+def check_project(project: Project, idle: bool = True) -> DoctorAnswer:
     """Returns `{"ok", "problems": [str], "checked": {what: count}}`.
 
     Args:

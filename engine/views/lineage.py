@@ -14,8 +14,9 @@ superseded long ago. Times are ISO 8601 strings in UTC (see `engine.views.status
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
+from engine.core.answers import AuditEntry, LineageAnswer, VersionRecord
 from engine.core.errors import NotFoundError
 from engine.core.jsonable import iso
 from engine.data.dataset_snapshots import snapshot_of_batches
@@ -35,13 +36,13 @@ def _json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def _audit_entry(row: dict[str, Any]) -> dict[str, Any]:
+def _audit_entry(row: dict[str, Any]) -> AuditEntry:
     entry = _isoed(row)
     entry["details"] = _json(entry.pop("details_json"))
-    return entry
+    return cast(AuditEntry, entry)
 
 
-def version_record(catalog: Catalog, version: int) -> dict[str, Any]:
+def version_record(catalog: Catalog, version: int) -> VersionRecord:
     """A model version with everything it was made from and its audit history.
 
     Raises:
@@ -199,7 +200,7 @@ def explain_prediction(catalog: Catalog, prediction_id: str) -> dict[str, Any]:
     }
 
 
-def version_lineage(catalog: Catalog, version: int) -> dict[str, Any]:
+def version_lineage(catalog: Catalog, version: int) -> LineageAnswer:
     """A version's lineage and history, plus its logged predictions counted by day.
 
     Raises:
@@ -212,7 +213,10 @@ def version_lineage(catalog: Catalog, version: int) -> dict[str, Any]:
         " GROUP BY ALL ORDER BY day",
         [version],
     )
-    record["predictions_by_day"] = [
-        {"day": str(d["day"]), "served": int(d["served"]), "shadow": int(d["shadow"])} for d in days
-    ]
-    return record
+    return {
+        **record,
+        "predictions_by_day": [
+            {"day": str(d["day"]), "served": int(d["served"]), "shadow": int(d["shadow"])}
+            for d in days
+        ],
+    }

@@ -345,14 +345,14 @@ def build_report(project: Project) -> str:
     perf = performance_windows(project)
     sections.append("<h2>Live performance over time</h2>")
     if perf:
-        metric_names = [
+        metric_names: list[str] = [
             m for m in ("accuracy", "roc_auc", "f1", "rmse", "mae") if m in perf[0]["metrics"]
         ]
         series = {m: [w["metrics"].get(m) for w in perf] for m in metric_names}
         holdout = {
-            f"{m} (holdout)": perf[-1]["holdout"][m]
+            f"{m} (holdout)": value
             for m in metric_names
-            if perf[-1]["holdout"].get(m) is not None
+            if (value := perf[-1]["holdout"].get(m)) is not None
         }
         sections.append(
             line_chart([w["window_ref"] for w in perf], series, reference_lines=holdout)

@@ -6,8 +6,15 @@ built here or came over the control API of the engine that owns the project.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from engine.core.answers import (
+    AliasInfo,
+    PendingProposal,
+    RecentBatch,
+    RecentRun,
+    StatusAnswer,
+)
 from engine.core.jsonable import iso_rows
 from engine.core.project import Project
 from engine.records.registry import (
@@ -24,7 +31,7 @@ def project_status(
     recent: int = 10,
     serving: dict[str, Any] | None = None,
     engine: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> StatusAnswer:
     """Batches, quarantine, recent stage runs, champion and challenger.
 
     Args:
@@ -60,7 +67,7 @@ def project_status(
         " ORDER BY proposal_id"
     )
 
-    def alias_info(alias: str) -> dict[str, Any] | None:
+    def alias_info(alias: str) -> AliasInfo | None:
         version = alias_version(catalog, alias)
         if version is None:
             return None
@@ -82,9 +89,9 @@ def project_status(
         "rows": int(rows["rows"]),
         "labelled_rows": int(rows["labelled"]),
         "quarantine": quarantine,
-        "recent_batches": iso_rows(batches),
-        "recent_runs": iso_rows(runs),
-        "retrain_proposals": iso_rows(proposals),
+        "recent_batches": cast("list[RecentBatch]", iso_rows(batches)),
+        "recent_runs": cast("list[RecentRun]", iso_rows(runs)),
+        "retrain_proposals": cast("list[PendingProposal]", iso_rows(proposals)),
         "champion": alias_info(CHAMPION),
         "challenger": alias_info(CHALLENGER),
         "model_versions": int(catalog.scalar("SELECT count(*) FROM model_versions")),

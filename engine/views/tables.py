@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from engine.core.answers import BatchIssue, BatchRow, QuarantinedBatch
 from engine.core.errors import NotFoundError
 from engine.core.jsonable import iso, iso_rows
 from engine.core.project import Project
@@ -47,11 +48,11 @@ PREDICTION = "prediction"
 # ------------------------------------------------------------------ data
 
 
-def batches(project: Project, limit: int = 200) -> list[dict[str, Any]]:
+def batches(project: Project, limit: int = 200) -> list[BatchRow]:
     """The newest `limit` batches, newest first, with their issue counts. The UI's table
     shows these; more rows made each switch to the Data screen slower (bench/ui_start.py),
     and `mldeck status` / the catalog hold the counts of all of them."""
-    return iso_rows(
+    rows = iso_rows(
         project.catalog.rows(
             "SELECT b.batch_id, b.kind, b.source_name, b.content_hash, b.size_bytes, b.format,"
             " b.status, b.duplicate_of, b.row_count, b.labelled, b.ingested_at, b.revalidated_from,"
@@ -62,22 +63,24 @@ def batches(project: Project, limit: int = 200) -> list[dict[str, Any]]:
             [limit],
         )
     )
+    return cast("list[BatchRow]", rows)
 
 
-def batch_issues(project: Project, batch_id: int) -> list[dict[str, Any]]:
+def batch_issues(project: Project, batch_id: int) -> list[BatchIssue]:
     """The validation issues of one batch, errors first."""
     if project.catalog.row("SELECT 1 AS x FROM batches WHERE batch_id = ?", [batch_id]) is None:
         raise NotFoundError(f"no batch {batch_id}")
-    return project.catalog.rows(
+    rows = project.catalog.rows(
         "SELECT severity, column_name, code, message FROM validation_issues WHERE batch_id = ?"
         " ORDER BY severity = 'error' DESC, column_name NULLS FIRST, code",
         [batch_id],
     )
+    return cast("list[BatchIssue]", rows)
 
 
-def quarantined(project: Project) -> list[dict[str, Any]]:
+def quarantined(project: Project) -> list[QuarantinedBatch]:
     """Quarantined batches with every reason and where the file is kept."""
-    return iso_rows(
+    rows = iso_rows(
         project.catalog.rows(
             "SELECT b.batch_id, b.kind, b.source_name, b.content_hash, b.quarantine_path,"
             " b.ingested_at,"
@@ -86,6 +89,7 @@ def quarantined(project: Project) -> list[dict[str, Any]]:
             " FROM batches b WHERE status = 'quarantined' ORDER BY batch_id"
         )
     )
+    return cast("list[QuarantinedBatch]", rows)
 
 
 # ------------------------------------------------------------------ pipeline

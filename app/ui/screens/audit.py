@@ -14,7 +14,7 @@ from app.ui.screens.base import DeckScreen
 from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
-    from engine.api import EngineClient
+    from engine.api import AuditEntry, EngineClient
 
 
 SHOWN_ENTRIES = 1000
@@ -40,7 +40,7 @@ class AuditScreen(DeckScreen):
         )
         super().on_mount()
 
-    def fetch(self, client: EngineClient) -> list[dict[str, Any]]:
+    def fetch(self, client: EngineClient) -> list[AuditEntry]:
         newest = client.audit_entries(text=self.filter_text or None, limit=SHOWN_ENTRIES)
         return newest[::-1]  # newest first
 

@@ -19,7 +19,7 @@ from app.ui.screens.dialogs import Confirmed, ReasonDialog
 from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
-    from engine.api import EngineClient
+    from engine.api import EngineClient, VersionRow
 
 SHOWN_METRICS = ("accuracy", "roc_auc", "f1", "rmse", "mae", "r2")
 
@@ -35,7 +35,7 @@ class ModelsScreen(DeckScreen):
     def __init__(self) -> None:
         super().__init__()
         self.selected_version: int | None = None
-        self.versions: dict[int, dict[str, Any]] = {}
+        self.versions: dict[int, VersionRow] = {}
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="models-body"):
@@ -46,10 +46,10 @@ class ModelsScreen(DeckScreen):
                 pane.border_title = "Lineage"
                 yield Static(id="lineage")
 
-    def fetch(self, client: EngineClient) -> list[dict[str, Any]]:
+    def fetch(self, client: EngineClient) -> list[VersionRow]:
         return client.models()
 
-    def show(self, data: list[dict[str, Any]]) -> None:
+    def show(self, data: list[VersionRow]) -> None:
         table = self.query_one("#registry", DataTable)
         self.versions = {int(v["version"]): v for v in data}
         metrics = [m for m in SHOWN_METRICS if any(m in v["metrics"] for v in data)][:2]
@@ -100,7 +100,7 @@ class ModelsScreen(DeckScreen):
 
     # -------------------------------------------------------------- actions
 
-    def _selected(self) -> dict[str, Any] | None:
+    def _selected(self) -> VersionRow | None:
         if self.selected_version is None or self.selected_version not in self.versions:
             self.notify("select a model version first", severity="warning")
             return None

@@ -3,7 +3,7 @@ as a reference line. Windows come from `EngineClient.performance()`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -15,7 +15,7 @@ from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
     from app.ui.widgets.charts import TrendChart
-    from engine.api import EngineClient
+    from engine.api import EngineClient, PerformanceWindow
 
 CHARTED = ("accuracy", "roc_auc", "rmse", "mae", "f1", "r2")
 """Which figure is charted: the first of these a window has."""
@@ -30,10 +30,10 @@ class PerformanceScreen(DeckScreen):
         windows.border_title = "Windows"
         yield windows
 
-    def fetch(self, client: EngineClient) -> list[dict[str, Any]]:
+    def fetch(self, client: EngineClient) -> list[PerformanceWindow]:
         return client.performance()
 
-    def show(self, data: list[dict[str, Any]]) -> None:
+    def show(self, data: list[PerformanceWindow]) -> None:
         chart = cast("TrendChart", self.query_one("#performance-chart"))
         table = self.query_one("#windows", DataTable)
         table.clear(columns=True)

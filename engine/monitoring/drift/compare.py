@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 import numpy.typing as npt
 
+from engine.core.answers import DriftStatus
 from engine.monitoring.drift.profile import (
     CategoricalProfile,
     ColumnProfile,
@@ -66,7 +67,7 @@ class TestResult:
     p_value: float | None
     threshold: float | None
     """The alert level (the p-value level for hypothesis tests)."""
-    status: str
+    status: DriftStatus
     warn_threshold: float | None = None
     effect_size: float | None = None
     """D for KS, balanced Cramér's V for chi-square."""
@@ -85,7 +86,7 @@ class FeatureDrift:
 
     feature: str
     kind: str
-    status: str
+    status: DriftStatus
     method: str | None
     score: float | None
     p_value: float | None
@@ -127,7 +128,7 @@ class DriftReport:
     """Features in alert / features with data (nan when none has data)."""
     dataset_share: float
     dataset_drift: bool
-    status: str
+    status: DriftStatus
     """alert (dataset drift), warn (some feature warns or alerts), ok, or no data."""
     missing: tuple[str, ...] = ()
     """Profile features absent from the window."""
@@ -172,7 +173,7 @@ def _json_float(v: Any) -> Any:
     return v
 
 
-def _level(score: float, warn: float | None, alert: float | None) -> str:
+def _level(score: float, warn: float | None, alert: float | None) -> DriftStatus:
     if alert is not None and score >= alert:
         return ALERT
     if warn is not None and score >= warn:
@@ -206,7 +207,7 @@ def _numeric_tests(ref: NumericProfile, cur: NumericCounts, th: Thresholds) -> l
     # KS: sup |F_ref - F_cur| over left and right limits at every sketch point.
     d = float(max(np.max(np.abs(r_le / m - c_le / n)), np.max(np.abs(r_lt / m - c_lt / n))))
     p = ks_pvalue(d, m, n)
-    ks_status = ALERT if (p < th.p_value and d >= th.ks_min_statistic) else OK
+    ks_status: DriftStatus = ALERT if (p < th.p_value and d >= th.ks_min_statistic) else OK
     tests.append(
         TestResult(
             "ks", d, p, th.p_value, ks_status,
@@ -240,7 +241,7 @@ def _categorical_tests(
     c = np.concatenate([cur.counts, [cur.other], new_counts])
     stat, p, _dof = chi_square(r, c)
     v = cramers_v_balanced(r, c)
-    chi_status = ALERT if (p < th.p_value and v >= th.cramers_v_min) else OK
+    chi_status: DriftStatus = ALERT if (p < th.p_value and v >= th.cramers_v_min) else OK
     js = jensen_shannon(r, c)
     js_status = _level(js, th.js_warn, th.js_alert) if enough else OK
     return [
@@ -330,6 +331,7 @@ def compare(
     judged = [f for f in features if f.status != NO_DATA]
     share = sum(f.status == ALERT for f in judged) / len(judged) if judged else float("nan")
     dataset_drift = bool(judged) and share >= dataset_share
+    status: DriftStatus
     if not judged:
         status = NO_DATA
     elif dataset_drift:

@@ -7,10 +7,12 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Final, Union
 
 import numpy as np
 import numpy.typing as npt
+
+from engine.core.answers import DriftStatus
 
 if TYPE_CHECKING:
     import duckdb
@@ -32,8 +34,11 @@ KS_EXACT_MAX_N = 10_000
 PREDICTION = "__prediction__"
 """Name of the model output's column in profiles and summaries."""
 
-OK, WARN, ALERT, NO_DATA = "ok", "warn", "alert", "no data"
-STATUSES = (OK, WARN, ALERT, NO_DATA)
+OK: Final = "ok"
+WARN: Final = "warn"
+ALERT: Final = "alert"
+NO_DATA: Final = "no data"
+STATUSES: tuple[DriftStatus, ...] = (OK, WARN, ALERT, NO_DATA)
 _RANK = {NO_DATA: -1, OK: 0, WARN: 1, ALERT: 2}
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 
