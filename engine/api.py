@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         VersionRecord,
         VersionRow,
     )
-    from engine.core.config import load_config
+    from engine.core.config_parse import load_config
     from engine.core.errors import MldeckError
     from engine.core.events import (
         Event,
@@ -110,7 +110,7 @@ _WHERE: dict[str, str] = {
     "fmt_num": "engine.core.formatting",
     "init_project": "engine.core.project",
     "is_loopback_address": "engine.serving.access",
-    "load_config": "engine.core.config",
+    "load_config": "engine.core.config_parse",
     "mark_interrupted": "engine.records.stage_runs",
     "open_project": "engine.core.project",
     "play_weeks": "engine.service.demo",

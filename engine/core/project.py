@@ -48,7 +48,7 @@ class Project:
         return self.root / self.config.labels_dir
 
     def reload_config(self) -> Config:
-        from engine.core.config import load_config
+        from engine.core.config_parse import load_config
 
         self.config = load_config(self.root / CONFIG_NAME)
         return self.config
@@ -84,7 +84,7 @@ def init_project(root: Path, target: str | None = None, id_column: str | None = 
         raise ProjectError(f"{root} exists and is not a folder")
     for sub in ("data/incoming", "data/labels", f"{STATE_DIR}/objects", f"{STATE_DIR}/quarantine"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    from engine.core.config import render_template
+    from engine.core.config_template import render_template
 
     temp = root / f".{CONFIG_NAME}.tmp"
     temp.write_text(render_template(root.resolve().name, target, id_column), encoding="utf-8")
@@ -103,7 +103,7 @@ def open_project(start: Path, read_only: bool = False) -> Project:
     """
     # Imported here, not at the top: commands that only find the project to reach
     # its running engine need neither (~30 ms).
-    from engine.core.config import load_config
+    from engine.core.config_parse import load_config
     from storage.objects import ObjectStore
 
     root = find_root(start)

@@ -31,7 +31,7 @@ from typing import TextIO
 import duckdb
 
 from engine.core.answers import BatchStatus, IngestAnswer, IngestStatus
-from engine.core.config import write_inferred
+from engine.core.config_template import write_inferred
 from engine.core.errors import InputFileError
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.core.project import CONFIG_NAME, Project

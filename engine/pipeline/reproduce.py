@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.core.config import Config, parse_config
+from engine.core.config import Config
+from engine.core.config_parse import parse_config
 from engine.core.errors import MldeckError
 from engine.core.events import EventSink, ignore_events
 from engine.core.onnx_tools import make_session, run_model

@@ -69,7 +69,7 @@ async def test_in_the_ui_the_engine_plays_the_quarter_and_a_retrain_prompt_appea
     ingests them, its scheduler proposes, the prompt is answered with the keyboard."""
     from app.ui.app import make_app
     from app.ui.screens.dialogs import RetrainPrompt
-    from engine.core.config import load_config
+    from engine.core.config_parse import load_config
     from engine.core.project import CONFIG_NAME
     from engine.pipeline.retrain import RETRAIN_ALERT_RULES
     from engine.service.demo import QuarterFeed, create_demo_project, drop_reference

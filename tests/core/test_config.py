@@ -13,10 +13,9 @@ from engine.core.config import (
     REGRESSION_METRICS,
     ColumnContract,
     Contract,
-    load_config,
-    render_template,
-    write_inferred,
 )
+from engine.core.config_parse import load_config
+from engine.core.config_template import render_template, write_inferred
 from engine.core.errors import ConfigError, ProjectError
 from engine.core.project import CONFIG_NAME, find_root, init_project, open_project
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from engine.core.config import load_config
+from engine.core.config_parse import load_config
 from engine.core.errors import InputFileError
 from engine.core.project import CONFIG_NAME, Project, init_project, open_project
 from engine.data.ingest import IngestResult, expand_paths

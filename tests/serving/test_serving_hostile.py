@@ -443,7 +443,7 @@ def test_an_empty_token_file_is_replaced(tmp_path: Path) -> None:
     ],
 )
 def test_serving_limits_are_validated(tmp_path: Path, line: str, key: str) -> None:
-    from engine.core.config import load_config
+    from engine.core.config_parse import load_config
     from engine.core.errors import MldeckError
     from engine.core.project import init_project
 
