@@ -143,6 +143,8 @@ def _child_mldeck(
     the measured ingest runs against an existing contract (all soft checks run),
     as every batch after a project's first does.
     """
+    import engine.data.ingest as stage
+    import engine.data.read as read
     import engine.pipeline.intake as ingest
     import storage.objects as objects
     from engine.core.project import init_project, open_project
@@ -150,14 +152,18 @@ def _child_mldeck(
     # Wrap the stages (module attributes, looked up at call time) to get a
     # breakdown of this very run; the wrappers cost microseconds.
     parts: dict[str, float] = {}
-    ingest.sha256_file = _timed(parts, "sha256 source (thread, overlaps load)", ingest.sha256_file)
-    ingest.sniff = _timed(parts, "sniff", ingest.sniff)
-    ingest.load_batch = _timed(parts, "load_batch (read_csv)", ingest.load_batch)
-    ingest.infer_contract = _timed(parts, "  infer_contract", ingest.infer_contract)
-    ingest.write_inferred = _timed(parts, "  write_inferred (toml)", ingest.write_inferred)
-    ingest.validate_batch = _timed(parts, "  validate_batch", ingest.validate_batch)
-    ingest._validate = _timed(parts, "_validate (infer + write + validate)", ingest._validate)
-    ingest._snapshot = _timed(parts, "_snapshot (COPY parquet + adopt)", ingest._snapshot)
+    read.sha256_file = _timed(parts, "sha256 source (thread, overlaps load)", read.sha256_file)
+    read.sniff = _timed(parts, "sniff", read.sniff)
+    read.load_batch = _timed(parts, "load_batch (read_csv)", read.load_batch)
+    stage.infer_contract = _timed(parts, "  infer_contract", stage.infer_contract)
+    stage.write_inferred = _timed(parts, "  write_inferred (toml)", stage.write_inferred)
+    stage.validate_batch = _timed(parts, "  validate_batch", stage.validate_batch)
+    stage.validate_loaded = _timed(
+        parts, "validate_loaded (infer + write + validate)", stage.validate_loaded
+    )
+    stage.store_snapshot = _timed(
+        parts, "store_snapshot (COPY parquet + adopt)", stage.store_snapshot
+    )
     objects.sha256_file = _timed(parts, "  sha256 of the parquet (adopt)", objects.sha256_file)
     adopt = objects.ObjectStore.adopt
     objects.ObjectStore.adopt = _timed(parts, "  adopt (hash + fsync + rename)", adopt)  # type: ignore[method-assign]

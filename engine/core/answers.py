@@ -10,6 +10,9 @@ Timestamps are `Timestamp`: ISO-8601 text in every client's answer (`engine.core
 An engine-side producer that reads them from the catalog may still hold a `datetime` there
 until the client turns its answer into JSON data.
 
+It is over 500 lines because it holds only declarations, one per answer, so that a reader finds
+every shape the CLI and the UI rely on in one place.
+
 Nested parts whose shape is open (evidence, details, parameters, drift statistics, provenance)
 stay `dict[str, Any]`. This module is layer 1: it imports nothing of the engine.
 """

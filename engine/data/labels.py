@@ -25,17 +25,15 @@ import duckdb
 from engine.core.answers import ColumnType, IngestStatus
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.core.project import Project
-from engine.data.contract import SQL_TYPES, Issue, batch_schema
-from engine.data.ingest import (
+from engine.data.batches import (
     IngestResult,
     audit_quarantine,
-    batch_columns,
-    load_and_hash,
     quarantine_file,
     record_batch,
-    scratch_connection,
     seen_before,
 )
+from engine.data.contract import SQL_TYPES, Issue, batch_schema
+from engine.data.read import batch_columns, load_and_hash, scratch_connection
 from engine.records.registry import CHAMPION, alias_version
 from engine.records.stage_runs import stage_run
 from storage.catalog import utcnow

@@ -36,17 +36,11 @@ from engine.core.answers import BatchStatus, RevalidateAnswer
 from engine.core.errors import InputFileError, NotFoundError, ProjectError
 from engine.core.events import EventSink, StageFinished, StageStarted, ignore_events
 from engine.core.project import Project
+from engine.data.batches import record_batch, record_issues
 from engine.data.contract import Issue
-from engine.data.ingest import (
-    batch_columns,
-    load_file,
-    record_batch,
-    record_issues,
-    scratch_connection,
-    store_snapshot,
-    validate_loaded,
-)
+from engine.data.ingest import store_snapshot, validate_loaded
 from engine.data.labels import _check, _store_labels
+from engine.data.read import batch_columns, load_file, scratch_connection
 from engine.records.stage_runs import stage_run
 from storage.audit import append_entry
 from storage.catalog import utcnow

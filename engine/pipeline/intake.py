@@ -18,7 +18,9 @@ from engine.core.project import Project
 from engine.data import ingest as data_ingest
 from engine.data import labels as data_labels
 from engine.data import quarantine
-from engine.data.ingest import IngestResult, expand_paths, is_labels_file, refuse_unreadable
+from engine.data.batches import IngestResult
+from engine.data.ingest import is_labels_file, refuse_unreadable
+from engine.data.read import expand_paths
 from engine.records.stage_runs import stage_run
 
 

@@ -118,7 +118,8 @@ class LocalEngine(EngineClient):
 
     def ingest(self, paths: list[str]) -> list[IngestAnswer]:
         """Ingest files, or every candidate file in folders (default: incoming, then labels)."""
-        from engine.data.ingest import expand_paths, ingest_result_dict
+        from engine.data.ingest import ingest_result_dict
+        from engine.data.read import expand_paths
         from engine.pipeline.intake import ingest_dropped
 
         project = self.project

@@ -35,7 +35,7 @@ from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from engine.data.ingest import is_candidate_file
+from engine.data.read import is_candidate_file
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ import pytest
 from engine.core.errors import ConfigError
 from engine.core.project import init_project, open_project
 from engine.data.arrivals import display_name, utf8_text
-from engine.data.ingest import quarantine_name
+from engine.data.batches import quarantine_name
 from engine.service.watcher import Watcher
 from tests.conftest import REPO
 from tests.daemon_helpers import Daemon, wait_until

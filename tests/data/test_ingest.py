@@ -25,7 +25,8 @@ import pytest
 from engine.core.config_parse import load_config
 from engine.core.errors import InputFileError
 from engine.core.project import CONFIG_NAME, Project, init_project, open_project
-from engine.data.ingest import IngestResult, expand_paths
+from engine.data.batches import IngestResult
+from engine.data.read import expand_paths
 from engine.pipeline.intake import ingest_file, ingest_paths
 from engine.records.stage_runs import mark_interrupted, stage_run
 from storage.objects import sha256_file
