@@ -250,20 +250,21 @@ def train_mlp(
         detail = f"epoch {epoch + 1}/{epochs} loss {loss:.4f} on {device}"
         events(Progress("train", candidate.name, epoch + 1, epochs, detail + path))
 
+    epochs = int(params["epochs"])
+    events(Progress("train", candidate.name, 0, epochs, f"training on {device} ({reason})"))
     cuda_path = fit_network(
         module,
         x,
         y,
         task,
         device=device,
-        epochs=int(params["epochs"]),
+        epochs=epochs,
         batch_size=batch_size,
         lr=lr,
         weight_decay=float(params["weight_decay"]),
         seed=seed,
         report=report,
     )
-    epochs = int(params["epochs"])
     module = module.cpu().eval()
 
     events(Progress("train", candidate.name, epochs, epochs, "exporting to ONNX"))
