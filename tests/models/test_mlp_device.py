@@ -195,3 +195,12 @@ def test_train_mlp_on_cuda_records_batch_lr_and_path(
     assert (model.params["batch_size"], model.params["lr"]) == (batch, pytest.approx(lr))
     assert model.params["device_choice"] == "cuda (configured)"
     assert model.parity_max_abs_diff <= 1e-4
+
+
+def test_lineage_prints_the_device_choice() -> None:
+    from app.commands.lineage import _device
+
+    record: Any = {"device": "cuda", "params": {"device_choice": "auto -> cuda: 1M rows x 76.3k"}}
+    assert _device(record) == "cuda (auto -> cuda: 1M rows x 76.3k)"
+    sklearn: Any = {"device": "cpu", "params": {"C": 1.0}}
+    assert _device(sklearn) == "cpu"
