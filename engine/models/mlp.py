@@ -330,7 +330,8 @@ def fit_network(
     threads (1 by default: small dense layers lose to thread hand-offs; None leaves torch's
     own setting, as bench/gpu_check.py does for "all cores").
     CUDA: when the data fits in `DEVICE_MEMORY_SHARE` of the free device memory, the graph
-    path (`_fit_graph`); otherwise the eager loop fed from pinned host buffers (`_fit_streamed`).
+    path (`_fit_graph`); otherwise the eager loop fed from pinned host buffers (`_fit_streamed`),
+    which is also the fallback, from the same initial weights, if the capture itself fails.
     """
     import torch
 
@@ -338,11 +339,16 @@ def fit_network(
     if device != "cpu":
         need = x.nbytes + y.element_size() * y.nelement()
         free, _ = torch.cuda.mem_get_info(torch.device(device))
+        path = "stream"
         if need <= DEVICE_MEMORY_SHARE * free:
-            _fit_graph(module, x, y, loss_fn, epochs, batch_size, lr, weight_decay, seed, report)
-            return "graph"
+            failed = _fit_graph(
+                module, x, y, loss_fn, epochs, batch_size, lr, weight_decay, seed, report
+            )
+            if failed is None:
+                return "graph"
+            path = f"stream (graph capture failed: {failed})"
         _fit_streamed(module, x, y, loss_fn, epochs, batch_size, lr, weight_decay, seed, report)
-        return "stream"
+        return path
 
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
@@ -383,8 +389,9 @@ def _fit_graph(
     weight_decay: float,
     seed: int,
     report: Report,
-) -> None:
-    """The whole step captured once as a CUDA graph and replayed per batch.
+) -> str | None:
+    """The whole step captured once as a CUDA graph and replayed per batch; None when
+    trained, or why the warm-up or capture failed (nothing trained then, weights put back).
 
     The data is copied to the device once and shuffled there (`torch.randperm` with a
     device generator seeded with `seed`); a static index tensor is refilled with `copy_`
@@ -420,24 +427,32 @@ def _fit_graph(
         optimizer.step()
         total.add_(loss.detach())
 
-    side = torch.cuda.Stream(device=dev)  # type: ignore[no-untyped-call]
-    side.wait_stream(torch.cuda.current_stream(dev))
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            optimizer.zero_grad(set_to_none=True)
+    def put_back() -> None:
+        with torch.no_grad():
+            for param, first in zip(module.parameters(), initial, strict=True):
+                param.copy_(first)
+            for state in optimizer.state.values():
+                for value in state.values():
+                    if isinstance(value, torch.Tensor):
+                        value.zero_()
+        optimizer.zero_grad(set_to_none=True)
+
+    try:
+        side = torch.cuda.Stream(device=dev)  # type: ignore[no-untyped-call]
+        side.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                optimizer.zero_grad(set_to_none=True)
+                step()
+        torch.cuda.current_stream(dev).wait_stream(side)
+        put_back()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
             step()
-    torch.cuda.current_stream(dev).wait_stream(side)
-    with torch.no_grad():
-        for param, first in zip(module.parameters(), initial, strict=True):
-            param.copy_(first)
-        for state in optimizer.state.values():
-            for value in state.values():
-                if isinstance(value, torch.Tensor):
-                    value.zero_()
-    optimizer.zero_grad(set_to_none=True)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step()
+    except RuntimeError as exc:
+        torch.cuda.synchronize(dev)
+        put_back()
+        return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
     generator = torch.Generator(device=dev)
     generator.manual_seed(seed)
@@ -448,6 +463,7 @@ def _fit_graph(
             static_idx.copy_(order[i * batch : (i + 1) * batch])
             graph.replay()
         report(epoch, epochs, float(total) / steps, f" (graph, batch {batch})")
+    return None
 
 
 def _fit_streamed(
