@@ -113,7 +113,12 @@ def _module(
     return MLP()
 
 
-# Calibration of `choose_device`, from ../shared/STACK.md's H200 measurements (torch 2.11):
+# Keep the lines above MLP.forward where they are: torch.onnx writes the source file and
+# line of forward() into every node's metadata (pkg.torch.onnx.stack_trace), so moving it
+# changes the MLP's ONNX bytes and with them the hash `mldeck reproduce` compares (the
+# absolute path is in there too: the same model trained from another checkout differs).
+
+# Calibration of `choose_device`, from the H200 measurements of issue 16 (torch 2.11):
 # hidden [64, 32] on the sample data (~33 inputs after one-hot, 4.2k multiply-adds a row),
 # batch 256: one CPU thread 0.69 ms a step, the CUDA graph step 0.11 ms; 1M rows x 40,
 # hidden [256, 256] (76k multiply-adds a row), batch 4096 as a graph: 0.05 s an epoch
@@ -145,7 +150,7 @@ def device_batch(rows: int, lr: float) -> tuple[int, float]:
 
     batch = rows / 64 rounded down to a power of two, clamped to [256, 4096] (never more
     than the rows); lr = the configured lr x sqrt(batch / 256). Why: a graph step costs
-    about the same 0.1-0.2 ms from batch 256 to 4096 on an H200 (launch-bound, STACK.md:
+    about the same 0.1-0.2 ms from batch 256 to 4096 on an H200 (launch-bound, issue 16:
     0.54 s an epoch at 256 vs 0.05 s at 4096 on 1M rows), so a larger batch is nearly free
     per row; 64 steps an epoch at least keeps enough updates for 25 epochs to converge on
     small data, and 4096 is where the measured gain stopped being a launch-overhead gain.
@@ -181,7 +186,7 @@ def choose_device(
     "cpu" and "cuda" are taken as asked ("cuda" without a device is an error). "auto" picks
     CUDA when the estimated CPU loop (rows x multiply-adds x epochs at one thread's measured
     rate) is longer than the estimated CUDA-graph loop (steps x max(launch floor, arithmetic))
-    plus a fixed 0.5 s for capture and transfers. With STACK.md's figures that means: the
+    plus a fixed 0.5 s for capture and transfers. With those figures that means: the
     sample data (16k rows, [64, 32], 25 epochs: ~1.1 s on a CPU thread against ~0.7 s) goes
     to CUDA; a few thousand rows or a handful of epochs (under ~0.5 s of CPU work) stay on
     the CPU, where starting the device costs more than the whole training.
