@@ -58,6 +58,12 @@ def history_rows(entries: list[AuditEntry]) -> list[list[Any]]:
 HISTORY_COLUMNS = ["entry", "recorded (UTC)", "actor", "action", "versions", "reason"]
 
 
+def _device(record: VersionRecord) -> str:
+    """The device, and for an MLP how it was chosen (`auto -> cuda: 1M rows x ...`)."""
+    choice = record["params"].get("device_choice")
+    return f"{record['device']} ({choice})" if isinstance(choice, str) else record["device"]
+
+
 def version_sections(record: VersionRecord) -> list[Section]:
     """A model version's lineage as report sections (shared by explain and lineage)."""
     v = record["version"]
@@ -71,7 +77,7 @@ def version_sections(record: VersionRecord) -> list[Section]:
             ("registered (UTC)", output.fmt_time(record["created_at"])),
             ("params", _plain(record["params"])),
             ("seed", record["seed"]),
-            ("device", record["device"]),
+            ("device", _device(record)),
             ("ONNX model", record["onnx_hash"]),
             ("native model", record["native_hash"]),
             ("ONNX parity", f"max |Δ| {record['parity_max_abs_diff']:.2e}"),
