@@ -142,6 +142,12 @@ def sample_part(args: Any, cuda: bool) -> None:
                 print(f"device = 'auto' {label}: {why}")
             print()
             if cuda:
+                # Twice: the first CUDA training in a process also loads the kernels it uses
+                # (CUDA's lazy module loading); the engine trains in a warm child process
+                # (engine.service.training_worker), where every training after the first is
+                # the second kind.
+                first = train_once(project, dataset, spec, "cuda", args)
+                results.append({**first, "device": "cuda", "path": first["path"] + ", 1st"})
                 results.append(train_once(project, dataset, spec, "cuda", args))
             results.append(train_once(project, dataset, spec, "cpu", args))
 
@@ -157,17 +163,17 @@ def sample_part(args: Any, cuda: bool) -> None:
             f"{r['first_s']:9.3f} {r['steady_s']:11.4f} {r['total_s']:11.2f} "
             f"{r['parity']:9.2e} {ok:3} {auc:>8}"
         )
-    by_device = {r["device"]: r for r in results}
-    if "cuda" in by_device:
-        cpu, gpu = by_device["cpu"], by_device["cuda"]
-        loop = cpu["loop_s"] / gpu["loop_s"]
-        print(
-            f"speed-up CPU thread / CUDA: train loop {loop:.2f}x (target >= 3x: "
-            f"{'met' if loop >= 3 else 'NOT met'}), steady epoch "
-            f"{cpu['steady_s'] / gpu['steady_s']:.1f}x, whole train_mlp "
-            f"{cpu['total_s'] / gpu['total_s']:.2f}x; capture + upload (1st epoch - steady) "
-            f"{gpu['first_s'] - gpu['steady_s']:.3f} s"
-        )
+    if cuda:
+        first, gpu, cpu = results
+        for label, run in (("first CUDA training in the process", first), ("warm process", gpu)):
+            loop = cpu["loop_s"] / run["loop_s"]
+            print(
+                f"speed-up CPU thread / CUDA, {label}: train loop {loop:.2f}x (target >= 3x: "
+                f"{'met' if loop >= 3 else 'NOT met'}), steady epoch "
+                f"{cpu['steady_s'] / run['steady_s']:.1f}x, whole train_mlp "
+                f"{cpu['total_s'] / run['total_s']:.2f}x; capture + upload (1st epoch - steady) "
+                f"{run['first_s'] - run['steady_s']:.3f} s"
+            )
     else:
         print("speed-up CPU/GPU: n/a (no CUDA)")
 

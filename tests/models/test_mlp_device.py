@@ -157,9 +157,10 @@ def test_graph_path_matches_the_eager_path() -> None:
     assert eager_path is None and graph_path == "graph"
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     p_eager, p_graph = holdout_proba(eager, hx), holdout_proba(graph, hx)
-    # Other shuffles (device generator, last partial batch dropped): close, not equal.
+    # Other shuffles (device generator), batch and lr (the device rule), last partial batch
+    # dropped: another model of the same quality, not the same probabilities (measured on an
+    # H200: AUC within 0.01, mean |p_eager - p_graph| 0.08 after 2 epochs).
     assert abs(roc_auc_score(hy, p_eager) - roc_auc_score(hy, p_graph)) < 0.01
-    assert float(np.mean(np.abs(p_eager - p_graph))) < 0.05
     # Reproducible on the device with its seed.
     again, _, _ = fit("cuda", x, y)
     np.testing.assert_allclose(holdout_proba(again, hx), p_graph, atol=1e-5)
