@@ -113,11 +113,6 @@ def _module(
     return MLP()
 
 
-# Keep the lines above MLP.forward where they are: torch.onnx writes the source file and
-# line of forward() into every node's metadata (pkg.torch.onnx.stack_trace), so moving it
-# changes the MLP's ONNX bytes and with them the hash `mldeck reproduce` compares (the
-# absolute path is in there too: the same model trained from another checkout differs).
-
 # Calibration of `choose_device`, from the H200 measurements of issue 16 (torch 2.11):
 # hidden [64, 32] on the sample data (~33 inputs after one-hot, 4.2k multiply-adds a row),
 # batch 256: one CPU thread 0.69 ms a step, the CUDA graph step 0.11 ms; 1M rows x 40,
@@ -553,6 +548,7 @@ def _export(
         )
     assert program is not None
     network = program.model_proto
+    _drop_stack_traces(network)
     prep = convert_sklearn(
         preprocessor,
         name="preprocessor",  # not skl2onnx's default random uuid: reproducible bytes
@@ -567,3 +563,19 @@ def _export(
         add_label_output(merged, classes)
     onnx.checker.check_model(merged)
     return model_bytes(merged)
+
+
+STACK_TRACE = "pkg.torch.onnx.stack_trace"
+
+
+def _drop_stack_traces(model: Any) -> None:
+    """Remove the Python stack trace torch.onnx writes into each node's metadata: it holds the
+    absolute paths and line numbers of torch's and mldeck's source, so the same network's bytes
+    would differ between checkouts, or after an edit above `forward`, and `mldeck reproduce`
+    compares bytes."""
+    graphs = [model.graph, *(f for f in model.functions)]
+    for graph in graphs:
+        for node in graph.node:
+            kept = [prop for prop in node.metadata_props if prop.key != STACK_TRACE]
+            del node.metadata_props[:]
+            node.metadata_props.extend(kept)

@@ -141,6 +141,9 @@ def test_train_mlp_records_the_choice_on_cpu(
     model = train_mlp(candidate, dataset, spec, 42, lambda event: None)
     again = train_mlp(candidate, dataset, spec, 42, lambda event: None)
     assert model.onnx_bytes == again.onnx_bytes  # the repo's reproduce check relies on it
+    # ... and from any checkout: no source path or stack trace in the graph's metadata
+    assert b"pkg.torch.onnx.stack_trace" not in model.onnx_bytes
+    assert str(Path(mlp.__file__).resolve().parent).encode() not in model.onnx_bytes
     assert model.device == "cpu"
     assert model.params["device_choice"] == "cpu (configured)"
     assert model.params["batch_size"] == 256 and model.params["lr"] == 0.002
