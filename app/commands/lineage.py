@@ -14,7 +14,7 @@ from app.context import default_actor, engine_client, json_option
 from app.report import Section, out_option, print_sections, write_report
 
 if TYPE_CHECKING:
-    from engine.api import AuditEntry, VersionRecord
+    from engine.api import AuditEntry, ExplainAnswer, VersionRecord
 
 SHOWN_ROWS = 20
 """Rows of a batch request shown in the terminal (files and --json get all)."""
@@ -168,7 +168,7 @@ def version_sections(record: VersionRecord) -> list[Section]:
     return [model, data, features, code, history]
 
 
-def prediction_sections(found: dict[str, Any], max_rows: int | None) -> list[Section]:
+def prediction_sections(found: ExplainAnswer, max_rows: int | None) -> list[Section]:
     promoted = found["promoted_by"]
     if promoted is None:
         how = "not promoted to champion before this was served (a /versions/N or shadow request)"

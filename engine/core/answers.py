@@ -19,6 +19,7 @@ stay `dict[str, Any]`. This module is layer 1: it imports nothing of the engine.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
 
 # ------------------------------------------------------------------ fixed sets of values
@@ -502,7 +503,7 @@ class DriftAnswer(TypedDict):
     window: DriftWindowInfo
     prediction_error: NotRequired[str]
     """Why the model output's drift was not computed, when it could not be."""
-    serving: NotRequired[dict[str, Any] | None]
+    serving: NotRequired[ServingWindowStats | None]
     """`log_drift` only: the serving figures of the same span (None when nothing was served)."""
 
 
@@ -591,3 +592,232 @@ class LineageAnswer(VersionRecord):
     (engine.views.lineage.version_lineage)."""
 
     predictions_by_day: list[PredictionsOnDay]
+
+
+# ------------------------------------------------------------------ UI views, report, explain
+
+
+class StageLane(TypedDict):
+    """One stage's lane in `StageLanesAnswer`: its latest run (all None before its first)."""
+
+    stage: str
+    run_id: int | None
+    """None for deploy (an alias move) and for a stage that never ran."""
+    status: str | None
+    """A `StageRunStatus`; None for a stage that never ran."""
+    started_at: Timestamp | None
+    duration_s: float | None
+    output: str
+    """A short line of what the run produced ("batch_id=3 rows=1447 ...")."""
+    error: str | None
+
+
+class QueuedRun(TypedDict):
+    """A stage run still going (`StageLanesAnswer.queue`)."""
+
+    run_id: int
+    stage: Stage
+    started_at: Timestamp
+    inputs_json: str | None
+
+
+class StageLanesAnswer(TypedDict):
+    """`stage_lanes`: the nine stages with each one's latest run, and the runs still going
+    (engine.views.tables.stage_lanes)."""
+
+    lanes: list[StageLane]
+    queue: list[QueuedRun]
+
+
+class SummaryDataset(TypedDict):
+    """The dataset a version was trained on (`LineageSummaryAnswer.dataset`)."""
+
+    dataset_id: int
+    dataset_hash: str
+    batch_ids: list[int]
+    snapshot_hashes: list[Any]
+    rows: int
+    train_rows: int
+    holdout_rows: int
+
+
+class AliasMove(TypedDict):
+    """An audit entry that moved a version in or out of an alias (`LineageSummaryAnswer.history`)."""
+
+    entry_id: int
+    recorded_at: Timestamp
+    actor: str
+    action: str
+    from_version: int | None
+    to_version: int | None
+    reason: str | None
+
+
+class LineageSummaryAnswer(TypedDict):
+    """`lineage_summary`: where a version came from, its metrics beside the champion's, and its
+    alias moves (engine.views.tables.lineage_summary)."""
+
+    version: int
+    name: str
+    kind: ModelKind
+    status: VersionStatus
+    created_at: Timestamp
+    dataset: SummaryDataset | None
+    feature_hash: str
+    onnx_hash: str
+    params: dict[str, Any]
+    seed: int
+    device: str
+    parity_max_abs_diff: float
+    promotable: bool
+    training_s: float | None
+    library_versions: dict[str, Any]
+    metrics: dict[str, float | None]
+    champion: int | None
+    champion_metrics: dict[str, float | None] | None
+    history: list[AliasMove]
+
+
+class DriftHistoryFeature(TypedDict):
+    """One feature's (or the model output's, "prediction") verdict in a `DriftHistoryWindow`."""
+
+    feature: str
+    kind: str
+    status: DriftStatus
+    method: str | None
+    score: float | None
+    threshold: float | None
+    chart: dict[str, Any] | None
+    """The charted test (PSI or Jensen-Shannon with its levels): its shape is the drift test's."""
+
+
+class DriftHistoryWindow(TypedDict):
+    """One stored drift window in `drift_history` (engine.views.tables.drift_history)."""
+
+    window_id: int
+    model_version: int
+    source: str
+    batch_id: int | None
+    window_end: Timestamp
+    row_count: int
+    dataset_drift: bool
+    drifted_features: int
+    status: DriftStatus
+    share_drifted: float | None
+    features: list[DriftHistoryFeature]
+
+
+class DriftHistogramAnswer(TypedDict):
+    """`drift_histogram`: reference vs window shares per bin of one feature in a drift window
+    (engine.views.tables.drift_histogram)."""
+
+    window_id: int
+    feature: str
+    kind: str
+    bins: list[str]
+    reference: list[float]
+    current: list[float]
+
+
+class VersionTraffic(TypedDict):
+    """One answering (or shadow) version's traffic in `ServingStatsAnswer.versions`."""
+
+    version: int
+    shadow: bool
+    requests: int
+    rows: int
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+class ServingStatsAnswer(TypedDict):
+    """`serving_stats`: the prediction log's recent traffic and totals
+    (engine.views.tables.serving_stats), and the serving engine's endpoint."""
+
+    window_s: float
+    requests: int
+    requests_per_s: float
+    p50_ms: float | None
+    p99_ms: float | None
+    versions: list[VersionTraffic]
+    shadow_versions: list[int]
+    total_requests: int
+    total_rows: int
+    last_served_at: Timestamp | None
+    endpoint: dict[str, Any] | None
+    """The engine's serving endpoint and its live counters (EngineService.serving_stats);
+    None when no engine serves. Its counters are the server's, an open set."""
+
+
+class ServingWindowStats(TypedDict):
+    """The serving figures of a span (engine.monitoring.log_monitor.serving_stats;
+    `DriftAnswer.serving`)."""
+
+    model_version: int | None
+    window_start: datetime | Timestamp
+    """A datetime in the engine (the alert rules read it), ISO text in a client's answer."""
+    window_end: datetime | Timestamp
+    requests: int
+    errors: int
+    error_rate: float | None
+    p50_latency_ms: float | None
+    p99_latency_ms: float | None
+
+
+class ReportAnswer(TypedDict):
+    """`report`: the written report."""
+
+    path: str
+    bytes: int
+
+
+class ExplainedRow(TypedDict):
+    """One served row of an explained prediction: its inputs and the model's output."""
+
+    row: int
+    inputs: dict[str, Any]
+    output: Any
+
+
+class ShadowRow(TypedDict):
+    """A shadow version's output for one row of an explained prediction."""
+
+    row: int
+    model_version: int
+    output: Any
+
+
+class ExplainAnswer(TypedDict):
+    """`explain`: everything behind one served prediction
+    (engine.views.lineage.explain_prediction)."""
+
+    prediction_id: str
+    request_id: str
+    served_at: Timestamp
+    endpoint: str
+    latency_ms: float | None
+    model_version: int
+    champion_at_the_time: int | None
+    promoted_by: AuditEntry | None
+    rows: list[ExplainedRow]
+    shadow: list[ShadowRow]
+    model: VersionRecord
+
+
+class ReproduceAnswer(TypedDict):
+    """`reproduce`: a version rebuilt from its record and compared
+    (engine.pipeline.reproduce.Reproduction.to_dict)."""
+
+    version: int
+    verdict: str
+    """identical | equivalent | different"""
+    reasons: list[str]
+    notes: list[str]
+    recorded_onnx_hash: str | None
+    rebuilt_onnx_hash: str | None
+    max_abs_diff: float | None
+    holdout_rows: int | None
+    metrics: dict[str, dict[str, float | None]]
+    library_changes: dict[str, dict[str, str]]
+    audit_entry_id: int | None
+    registered: bool

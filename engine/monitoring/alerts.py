@@ -23,9 +23,10 @@ and raised as an :class:`engine.core.events.AlertRaised` event.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Final, cast
 
-from engine.core.answers import AlertAnswer, AlertSeverity, AlertWindowKind
+from engine.core.answers import AlertAnswer, AlertSeverity, AlertWindowKind, ServingWindowStats
 from engine.core.config import LOWER_IS_BETTER, AlertRules
 from engine.core.errors import NotFoundError
 from engine.core.events import AlertRaised, EventSink, ignore_events
@@ -78,7 +79,7 @@ def raise_alert(
     window_kind: AlertWindowKind,
     window_ref: str,
     message: str,
-    evidence: dict[str, Any],
+    evidence: Mapping[str, Any],
     events: EventSink = ignore_events,
 ) -> int | None:
     """Store an alert and send its event; None when this rule already fired for this window."""
@@ -259,7 +260,7 @@ def check_performance(
 
 def check_serving(
     project: Project,
-    stats: dict[str, Any],
+    stats: ServingWindowStats,
     *,
     window_ref: str,
     events: EventSink = ignore_events,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from engine.core.answers import ServingWindowStats
 from engine.core.events import EventSink, ignore_events
 from engine.core.project import Project
 from engine.monitoring.monitor import (
@@ -42,7 +43,7 @@ class LogMonitorResult:
     model_version: int | None
     window: DriftWindow | None
     """The stored drift window; None when the champion served no rows in the span."""
-    serving: dict[str, Any] | None
+    serving: ServingWindowStats | None
     """Serving statistics of the span; None when nothing was scored."""
     alerts: list[int] = field(default_factory=list)
 
@@ -87,7 +88,7 @@ def log_window_frame(project: Project, version: int, start: datetime, end: datet
 
 def serving_stats(
     project: Project, version: int | None, start: datetime, end: datetime
-) -> dict[str, Any]:
+) -> ServingWindowStats:
     """Scoring requests, failures, error rate and p99 latency in [start, end)."""
     catalog = project.catalog
     served = catalog.row(

@@ -21,10 +21,11 @@ import hashlib
 import json
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from engine.core.answers import ReproduceAnswer
 from engine.core.config import Config
 from engine.core.config_parse import parse_config
 from engine.core.errors import MldeckError
@@ -71,8 +72,8 @@ class Reproduction:
     registered: bool = False
     """Always False: a reproduction never registers the rebuilt model."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> ReproduceAnswer:
+        return cast("ReproduceAnswer", asdict(self))
 
 
 def _library_changes(recorded: dict[str, str]) -> dict[str, dict[str, str]]:

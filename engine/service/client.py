@@ -28,15 +28,23 @@ from engine.core.answers import (
     DecideAnswer,
     DoctorAnswer,
     DriftAnswer,
+    DriftHistogramAnswer,
+    DriftHistoryWindow,
+    ExplainAnswer,
     IngestAnswer,
     LineageAnswer,
+    LineageSummaryAnswer,
     PerformanceWindow,
     PromoteAnswer,
     Proposal,
     QuarantinedBatch,
+    ReportAnswer,
+    ReproduceAnswer,
     RetrainAnswer,
     RevalidateAnswer,
+    ServingStatsAnswer,
     SnoozeAnswer,
+    StageLanesAnswer,
     StatusAnswer,
     TrainAnswer,
     VersionRow,
@@ -217,27 +225,27 @@ class LocalEngine(EngineClient):
 
         return views.quarantined(self.project)
 
-    def stage_lanes(self) -> dict[str, Any]:
+    def stage_lanes(self) -> StageLanesAnswer:
         from engine.views import tables as views
 
         return views.stage_lanes(self.project)
 
-    def lineage_summary(self, version: int) -> dict[str, Any]:
+    def lineage_summary(self, version: int) -> LineageSummaryAnswer:
         from engine.views import tables as views
 
         return views.lineage_summary(self.project, version)
 
-    def drift_history(self) -> list[dict[str, Any]]:
+    def drift_history(self) -> list[DriftHistoryWindow]:
         from engine.views import tables as views
 
         return views.drift_history(self.project)
 
-    def drift_histogram(self, window_id: int, feature: str) -> dict[str, Any]:
+    def drift_histogram(self, window_id: int, feature: str) -> DriftHistogramAnswer:
         from engine.views import tables as views
 
         return views.drift_histogram(self.project, window_id, feature)
 
-    def serving_stats(self) -> dict[str, Any]:
+    def serving_stats(self) -> ServingStatsAnswer:
         from engine.views import tables as views
 
         return views.serving_stats(self.project)
@@ -287,16 +295,16 @@ class LocalEngine(EngineClient):
         )
         return answer
 
-    def report(self, path: str) -> dict[str, Any]:
+    def report(self, path: str) -> ReportAnswer:
         from engine.views.report import write_report
 
         written = write_report(self.project, Path(path))
         return {"path": str(written.resolve()), "bytes": written.stat().st_size}
 
-    def explain(self, prediction_id: str) -> dict[str, Any]:
+    def explain(self, prediction_id: str) -> ExplainAnswer:
         from engine.views.lineage import explain_prediction
 
-        answer: dict[str, Any] = jsonable(explain_prediction(self.project.catalog, prediction_id))
+        answer: ExplainAnswer = jsonable(explain_prediction(self.project.catalog, prediction_id))
         return answer
 
     def lineage(self, version: int) -> LineageAnswer:
@@ -305,10 +313,10 @@ class LocalEngine(EngineClient):
         answer: LineageAnswer = jsonable(version_lineage(self.project.catalog, version))
         return answer
 
-    def reproduce(self, version: int, *, actor: str) -> dict[str, Any]:
+    def reproduce(self, version: int, *, actor: str) -> ReproduceAnswer:
         from engine.pipeline.reproduce import reproduce_version
 
-        answer: dict[str, Any] = jsonable(
+        answer: ReproduceAnswer = jsonable(
             reproduce_version(self.project, version, actor=actor, trainer=self.trainer).to_dict()
         )
         return answer
@@ -444,14 +452,14 @@ class RemoteEngine(EngineClient):
             item["path"] = originals.get(str(item.get("path")), item.get("path"))
         return answer
 
-    def report(self, path: str) -> dict[str, Any]:
+    def report(self, path: str) -> ReportAnswer:
         """A report outside the project is written inside it, then moved into place."""
         import shutil
 
         target = Path(path)
         if not self._outside(target):
             sent = str(target.resolve()) if self.root is not None else path
-            answer: dict[str, Any] = self._invoke("report", path=sent)
+            answer: ReportAnswer = self._invoke("report", path=sent)
             return answer
         staging = self._staging()
         assert staging is not None

@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from engine.core.answers import DoctorAnswer, DriftAnswer, StatusAnswer
+from engine.core.answers import DoctorAnswer, DriftAnswer, ServingStatsAnswer, StatusAnswer
 from engine.core.errors import EngineStopping
 from engine.core.events import Event, EventHub
 from engine.core.owner import project_token, read_owner
@@ -213,7 +213,7 @@ class EngineService(EngineClient):
         with self._read_lock:
             return call(self._reader)
 
-    def serving_stats(self) -> dict[str, Any]:
+    def serving_stats(self) -> ServingStatsAnswer:
         """The prediction log's figures plus this engine's endpoint and its live counters."""
         stats = self._read(lambda r: r.serving_stats())
         serving = self.front.serving

@@ -37,15 +37,23 @@ from engine.core.answers import (
     DecideAnswer,
     DoctorAnswer,
     DriftAnswer,
+    DriftHistogramAnswer,
+    DriftHistoryWindow,
+    ExplainAnswer,
     IngestAnswer,
     LineageAnswer,
+    LineageSummaryAnswer,
     PerformanceWindow,
     PromoteAnswer,
     Proposal,
     QuarantinedBatch,
+    ReportAnswer,
+    ReproduceAnswer,
     RetrainAnswer,
     RevalidateAnswer,
+    ServingStatsAnswer,
     SnoozeAnswer,
+    StageLanesAnswer,
     StatusAnswer,
     TrainAnswer,
     VersionRow,
@@ -198,23 +206,23 @@ class EngineClient:
         return self._invoke("quarantined")
 
     @operation("GET", "/control/lanes")
-    def stage_lanes(self) -> dict[str, Any]:
+    def stage_lanes(self) -> StageLanesAnswer:
         return self._invoke("stage_lanes")
 
     @operation("GET", "/control/lineage-summary")
-    def lineage_summary(self, version: int) -> dict[str, Any]:
+    def lineage_summary(self, version: int) -> LineageSummaryAnswer:
         return self._invoke("lineage_summary", version=version)
 
     @operation("GET", "/control/drift-history")
-    def drift_history(self) -> list[dict[str, Any]]:
+    def drift_history(self) -> list[DriftHistoryWindow]:
         return self._invoke("drift_history")
 
     @operation("GET", "/control/drift-histogram", wire={"window_id": "window"})
-    def drift_histogram(self, window_id: int, feature: str) -> dict[str, Any]:
+    def drift_histogram(self, window_id: int, feature: str) -> DriftHistogramAnswer:
         return self._invoke("drift_histogram", window_id=window_id, feature=feature)
 
     @operation("GET", "/control/serving")
-    def serving_stats(self) -> dict[str, Any]:
+    def serving_stats(self) -> ServingStatsAnswer:
         return self._invoke("serving_stats")
 
     @operation("GET", "/control/audit-entries")
@@ -236,11 +244,11 @@ class EngineClient:
         return self._invoke("audit_verify")
 
     @operation("POST", "/control/report", project_paths=("path",))
-    def report(self, path: str) -> dict[str, Any]:
+    def report(self, path: str) -> ReportAnswer:
         return self._invoke("report", path=path)
 
     @operation("GET", "/control/explain", wire={"prediction_id": "id"})
-    def explain(self, prediction_id: str) -> dict[str, Any]:
+    def explain(self, prediction_id: str) -> ExplainAnswer:
         return self._invoke("explain", prediction_id=prediction_id)
 
     @operation("GET", "/control/lineage")
@@ -305,7 +313,7 @@ class EngineClient:
         return self._invoke("log_drift", span=span)
 
     @operation("POST", "/control/reproduce", job=True)
-    def reproduce(self, version: int, *, actor: str) -> dict[str, Any]:
+    def reproduce(self, version: int, *, actor: str) -> ReproduceAnswer:
         return self._invoke("reproduce", version=version, actor=actor)
 
     @operation("POST", "/control/revalidate", job=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
-from engine.core.answers import AuditEntry, LineageAnswer, VersionRecord
+from engine.core.answers import AuditEntry, ExplainAnswer, LineageAnswer, VersionRecord
 from engine.core.errors import NotFoundError
 from engine.core.jsonable import iso
 from engine.data.dataset_snapshots import snapshot_of_batches
@@ -133,7 +133,7 @@ def _prediction_rows(
     )
 
 
-def explain_prediction(catalog: Catalog, prediction_id: str) -> dict[str, Any]:
+def explain_prediction(catalog: Catalog, prediction_id: str) -> ExplainAnswer:
     """Everything behind one served prediction (a request, or one row of it).
 
     Raises:

@@ -13,7 +13,20 @@ import json
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from engine.core.answers import BatchIssue, BatchRow, QuarantinedBatch
+from engine.core.answers import (
+    AliasMove,
+    BatchIssue,
+    BatchRow,
+    DriftHistogramAnswer,
+    DriftHistoryFeature,
+    DriftHistoryWindow,
+    LineageSummaryAnswer,
+    QuarantinedBatch,
+    QueuedRun,
+    ServingStatsAnswer,
+    StageLane,
+    StageLanesAnswer,
+)
 from engine.core.errors import NotFoundError
 from engine.core.jsonable import iso, iso_rows
 from engine.core.project import Project
@@ -119,7 +132,7 @@ def _output_summary(outputs_json: str | None) -> str:
     return " ".join(parts[:4])
 
 
-def stage_lanes(project: Project) -> dict[str, Any]:
+def stage_lanes(project: Project) -> StageLanesAnswer:
     """The nine stages with each one's latest run, and the runs still going (the queue)."""
     catalog = project.catalog
     latest: dict[str, dict[str, Any]] = {}
@@ -137,7 +150,7 @@ def stage_lanes(project: Project) -> dict[str, Any]:
         " WHERE alias = ? ORDER BY entry_id DESC LIMIT 1",
         [CHAMPION],
     )
-    lanes = []
+    lanes: list[StageLane] = []
     for stage in STAGES:
         run = latest.get(stage)
         if stage == "deploy" and deploy is not None:
@@ -182,13 +195,13 @@ def stage_lanes(project: Project) -> dict[str, Any]:
             " WHERE status = 'running' ORDER BY run_id"
         )
     )
-    return {"lanes": lanes, "queue": queue}
+    return {"lanes": lanes, "queue": cast("list[QueuedRun]", queue)}
 
 
 # ------------------------------------------------------------------ models
 
 
-def lineage_summary(project: Project, version: int) -> dict[str, Any]:
+def lineage_summary(project: Project, version: int) -> LineageSummaryAnswer:
     """Where a version came from and what happened to it: data, features, training,
     metrics beside the champion's, and its alias moves from the audit log."""
     catalog = project.catalog
@@ -203,12 +216,15 @@ def lineage_summary(project: Project, version: int) -> dict[str, Any]:
         [row["training_run_id"]],
     )
     champion = alias_version(catalog, CHAMPION)
-    history = iso_rows(
-        catalog.rows(
-            "SELECT entry_id, recorded_at, actor, action, from_version, to_version, reason"
-            " FROM audit_log WHERE to_version = ? OR from_version = ? ORDER BY entry_id",
-            [version, version],
-        )
+    history = cast(
+        "list[AliasMove]",
+        iso_rows(
+            catalog.rows(
+                "SELECT entry_id, recorded_at, actor, action, from_version, to_version, reason"
+                " FROM audit_log WHERE to_version = ? OR from_version = ? ORDER BY entry_id",
+                [version, version],
+            )
+        ),
     )
     return {
         "version": version,
@@ -256,7 +272,7 @@ def _chart_test(feature: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def drift_history(project: Project, limit: int = 200) -> list[dict[str, Any]]:
+def drift_history(project: Project, limit: int = 200) -> list[DriftHistoryWindow]:
     """The stored drift windows, oldest first, each with every feature's verdict.
 
     Each feature (and the model output, as "prediction") has its status, the
@@ -269,31 +285,31 @@ def drift_history(project: Project, limit: int = 200) -> list[dict[str, Any]]:
         " ORDER BY window_id DESC LIMIT ?) ORDER BY window_id",
         [limit],
     )
-    out = []
+    out: list[DriftHistoryWindow] = []
     for row in rows:
         report = json.loads(row.pop("report_json"))
         features = list(report["features"])
         if report.get("prediction") is not None:
             features.append({**report["prediction"], "feature": PREDICTION})
-        out.append(
+        verdicts: list[DriftHistoryFeature] = [
             {
-                **{key: iso(value) for key, value in row.items()},
-                "status": report["status"],
-                "share_drifted": report["share_drifted"],
-                "features": [
-                    {
-                        "feature": f["feature"],
-                        "kind": f["kind"],
-                        "status": f["status"],
-                        "method": f["method"],
-                        "score": f["score"],
-                        "threshold": f["threshold"],
-                        "chart": _chart_test(f),
-                    }
-                    for f in features
-                ],
+                "feature": f["feature"],
+                "kind": f["kind"],
+                "status": f["status"],
+                "method": f["method"],
+                "score": f["score"],
+                "threshold": f["threshold"],
+                "chart": _chart_test(f),
             }
-        )
+            for f in features
+        ]
+        window = {
+            **{key: iso(value) for key, value in row.items()},
+            "status": report["status"],
+            "share_drifted": report["share_drifted"],
+            "features": verdicts,
+        }
+        out.append(cast(DriftHistoryWindow, window))
     return out
 
 
@@ -328,7 +344,7 @@ def _category_bins(ref: Any, cur: Any) -> tuple[list[str], list[int], list[int]]
     return labels, reference, current
 
 
-def drift_histogram(project: Project, window_id: int, feature: str) -> dict[str, Any]:
+def drift_histogram(project: Project, window_id: int, feature: str) -> DriftHistogramAnswer:
     """Reference vs window distribution of one feature (or "prediction") in a drift window,
     as shares per bin: the reference's PSI bins for numbers, categories otherwise."""
     from engine.monitoring.drift import NUMERIC, ReferenceProfile, WindowSummary
@@ -368,7 +384,7 @@ def drift_histogram(project: Project, window_id: int, feature: str) -> dict[str,
 # ------------------------------------------------------------------ serving
 
 
-def serving_stats(project: Project, window_s: float = 60.0) -> dict[str, Any]:
+def serving_stats(project: Project, window_s: float = 60.0) -> ServingStatsAnswer:
     """Traffic from the prediction log: requests/s, p50/p99 latency and rows in the last
     `window_s` seconds, per answering version, plus the shadow versions and totals."""
     catalog = project.catalog

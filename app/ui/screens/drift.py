@@ -17,13 +17,13 @@ from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
     from app.ui.widgets.charts import HistogramChart, TrendChart
-    from engine.api import EngineClient
+    from engine.api import DriftHistoryWindow, EngineClient
 
 
 class DriftScreen(DeckScreen):
     def __init__(self) -> None:
         super().__init__()
-        self.history: list[dict[str, Any]] = []
+        self.history: list[DriftHistoryWindow] = []
         self.selected_feature: str | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -47,10 +47,10 @@ class DriftScreen(DeckScreen):
         self.query_one("#prediction-drift", Static).border_title = "Prediction drift"
         super().on_mount()
 
-    def fetch(self, client: EngineClient) -> list[dict[str, Any]]:
+    def fetch(self, client: EngineClient) -> list[DriftHistoryWindow]:
         return client.drift_history()
 
-    def show(self, data: list[dict[str, Any]]) -> None:
+    def show(self, data: list[DriftHistoryWindow]) -> None:
         self.history = data
         table = self.query_one("#features", DataTable)
         table.clear()
@@ -139,7 +139,7 @@ class DriftScreen(DeckScreen):
             cast("HistogramChart", self.query_one("#histogram")).show_histogram(histogram)
 
 
-METHOD_LABELS = {
+METHOD_LABELS: dict[str | None, str] = {
     "psi": "psi",
     "ks": "ks",
     "wasserstein_normed": "w1",

@@ -3,7 +3,7 @@ and error rate (the prediction log, plus the live endpoint's counters when attac
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
@@ -16,7 +16,7 @@ from app.ui.screens.base import DeckScreen
 from app.ui.widgets.table import DeckTable
 
 if TYPE_CHECKING:
-    from engine.api import EngineClient
+    from engine.api import EngineClient, ServingStatsAnswer
 
 
 def _ms(value: float | None) -> str:
@@ -40,10 +40,10 @@ class ServingScreen(DeckScreen):
         )
         super().on_mount()
 
-    def fetch(self, client: EngineClient) -> dict[str, Any]:
+    def fetch(self, client: EngineClient) -> ServingStatsAnswer:
         return client.serving_stats()
 
-    def show(self, data: dict[str, Any]) -> None:
+    def show(self, data: ServingStatsAnswer) -> None:
         endpoint = data["endpoint"]
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold")
