@@ -87,6 +87,32 @@ class TrainingWorker:
             TrainingError: the child died.
             EngineStopping: `close` was called (before or during the training).
         """
+        # A child killed between two trainings can still look alive for a moment (a
+        # multi-threaded process is not reapable until its last thread has exited), so
+        # the request may go to a dead child: one that never took it is replaced and
+        # the request sent again, once.
+        for attempt in (1, 2):
+            process, taken, answer = self._attempt(candidate, dataset, spec, seed, events)
+            if answer is not None:
+                return answer
+            if taken or attempt == 2:
+                break
+            self._forget(process)
+        raise self._lost(process, candidate.name)
+
+    def _attempt(
+        self,
+        candidate: Candidate,
+        dataset: Dataset,
+        spec: FeatureSpec,
+        seed: int,
+        events: EventSink,
+    ) -> tuple[BaseProcess, bool, TrainedModel | None]:
+        """Send one request to the child (started if needed) and read its answer.
+
+        Returns:
+            The child, whether it took the request, and the model (None if the child died).
+        """
         with self._lock:
             if self._closed:
                 raise EngineStopping(f"the engine is stopping: {candidate.name} was not trained")
@@ -98,6 +124,7 @@ class TrainingWorker:
             assert process is not None and conn is not None
             self._busy = True
         pending = False  # a request is out, its answer unread: only a dead child is left so
+        taken = False  # the child said it took the request
         try:
             try:
                 conn.send((candidate, dataset, spec, seed))
@@ -112,6 +139,9 @@ class TrainingWorker:
                     kind, payload = conn.recv()
                 except (EOFError, OSError):
                     break
+                if kind == "taken":
+                    taken = True
+                    continue
                 if kind == "event":
                     events(payload)
                     continue
@@ -119,13 +149,13 @@ class TrainingWorker:
                 if kind == "error":
                     raise payload
                 trained: TrainedModel = payload
-                return trained
+                return process, taken, trained
         finally:
             with self._lock:
                 self._busy = False
             if pending and process.is_alive():  # left early (the sink raised): its late
                 process.kill()  # answer would be read as the next training's
-        raise self._lost(process, candidate.name)
+        return process, taken, None
 
     def close(self) -> None:
         """End the child, waiting for no training; later trainings raise `EngineStopping`."""
@@ -225,6 +255,7 @@ def _serve(conn: Connection, quiet: bool) -> None:
             candidate, dataset, spec, seed = conn.recv()
         except EOFError:  # the engine closed the pipe (or ended)
             return
+        conn.send(("taken", None))
         try:
             answer: tuple[str, Any] = (
                 "done",
